@@ -1,0 +1,563 @@
+//! The compiled engine: rules + matcher, finding and redacting secrets.
+
+use std::borrow::Cow;
+
+use regex_automata::meta::{self, Regex};
+use regex_automata::util::syntax;
+use regex_automata::{Input, PatternID};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+use regex_syntax::hir::{Class, Hir, HirKind};
+
+use crate::error::RuleError;
+use crate::matcher::{Matcher, Prefilter, Reach, Triggers, Window};
+use crate::normalize::{self, Projection};
+use crate::redact::{self, Span, Style};
+use crate::rules::{AllowTarget, Allowlist, Condition, Rule, RuleSet, SecretGroup};
+use crate::validate;
+
+/// A secret found in a haystack. Offsets are byte offsets into the haystack
+/// given to [`Engine::find`], and always fall on UTF-8 character boundaries
+/// of text that was valid UTF-8.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Finding {
+    /// Index of the rule in [`Engine::rules`].
+    pub rule: usize,
+    /// The secret.
+    pub start: usize,
+    pub end: usize,
+    /// The whole regex match (the secret plus its context, such as `password=`).
+    pub match_start: usize,
+    pub match_end: usize,
+}
+
+impl Finding {
+    pub fn secret<'h>(&self, haystack: &'h [u8]) -> &'h [u8] {
+        &haystack[self.start..self.end]
+    }
+}
+
+/// The result of [`Engine::redact`].
+#[derive(Clone, Debug)]
+pub struct Redaction<'h> {
+    /// The redacted text; borrowed when nothing was found.
+    pub output: Cow<'h, [u8]>,
+    pub findings: Vec<Finding>,
+}
+
+/// Bytes of context searched around a keyword when a rule's match has no upper bound.
+const UNBOUNDED_BACK: usize = 4 * 1024;
+const UNBOUNDED_FORWARD: usize = 64 * 1024;
+
+struct CompiledRule {
+    rule: Rule,
+    regex: Regex,
+    secret_group: usize,
+    allow: Vec<CompiledAllowlist>,
+    /// Lower-cased prefixes, stripped before the placeholder check.
+    prefixes: Vec<Vec<u8>>,
+    /// Whether a match can span lines.
+    multiline: bool,
+}
+
+struct CompiledAllowlist {
+    regexes: Vec<Regex>,
+    target: AllowTarget,
+    stopwords: Vec<Vec<u8>>,
+    values: Vec<Vec<u8>>,
+    condition: Condition,
+}
+
+/// Rules compiled for matching. Cheap to share between threads (`&Engine`
+/// is `Sync`); build once, reuse for every input.
+pub struct Engine {
+    rules: Vec<CompiledRule>,
+    global_allow: Vec<CompiledAllowlist>,
+    matcher: Prefilter,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("rules", &self.rules.len()).finish()
+    }
+}
+
+fn syntax_config() -> syntax::Config {
+    syntax::Config::new().unicode(false).utf8(false)
+}
+
+fn parse_hir(pattern: &str) -> Result<Hir, String> {
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
+}
+
+fn build_regex(hir: &Hir) -> Result<Regex, String> {
+    meta::Builder::new()
+        .syntax(syntax_config())
+        .configure(meta::Config::new().nfa_size_limit(Some(64 << 20)).utf8_empty(false))
+        .build_from_hir(hir)
+        .map_err(|e| e.to_string())
+}
+
+/// Whether any part of the pattern can match a line feed.
+fn can_match_newline(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Literal(lit) => lit.0.contains(&b'\n'),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| r.start() <= '\n' && '\n' <= r.end()),
+        HirKind::Repetition(r) => can_match_newline(&r.sub),
+        HirKind::Capture(c) => can_match_newline(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(can_match_newline),
+        HirKind::Empty | HirKind::Look(_) => false,
+    }
+}
+
+/// Literal starts of every match, when the regex has a small set of them.
+fn extract_prefixes(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(256).extract(hir);
+    let lits = seq.literals()?;
+    if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().len() < 3) {
+        return None;
+    }
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+fn compile_allowlist(a: &Allowlist, owner: Option<&str>) -> Result<CompiledAllowlist, RuleError> {
+    let err = |msg: String| match owner {
+        Some(id) => RuleError::rule(id, msg),
+        None => RuleError::new(msg),
+    };
+    let regexes = a
+        .regexes
+        .iter()
+        .map(|r| {
+            parse_hir(r)
+                .and_then(|h| build_regex(&h))
+                .map_err(|e| err(format!("allowlist regex `{r}` does not compile: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(CompiledAllowlist {
+        regexes,
+        target: a.target,
+        stopwords: a.stopwords.iter().map(|s| s.to_ascii_lowercase().into_bytes()).collect(),
+        values: a.values.iter().map(|s| s.as_bytes().to_vec()).collect(),
+        condition: a.condition,
+    })
+}
+
+impl CompiledAllowlist {
+    /// Whether this allowlist lets the finding go.
+    fn allows(&self, h: &[u8], f: &Finding) -> bool {
+        let secret = &h[f.start..f.end];
+        let target = match self.target {
+            AllowTarget::Secret => secret,
+            AllowTarget::Match => &h[f.match_start..f.match_end],
+            AllowTarget::Line => {
+                let s = memchr::memrchr(b'\n', &h[..f.match_start]).map_or(0, |i| i + 1);
+                let e = memchr::memchr(b'\n', &h[f.match_end..]).map_or(h.len(), |i| f.match_end + i);
+                &h[s..e]
+            }
+        };
+        let checks = [
+            (!self.regexes.is_empty()).then(|| self.regexes.iter().any(|r| r.is_match(target))),
+            (!self.stopwords.is_empty()).then(|| validate::has_stopword(secret, &self.stopwords)),
+            (!self.values.is_empty()).then(|| self.values.iter().any(|v| v.as_slice() == secret)),
+        ];
+        let mut active = checks.iter().flatten();
+        match self.condition {
+            Condition::Or => active.any(|&c| c),
+            Condition::And => {
+                let v: Vec<bool> = active.copied().collect();
+                !v.is_empty() && v.iter().all(|&c| c)
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// Compiles every enabled rule of the set.
+    pub fn new(set: &RuleSet) -> Result<Engine, RuleError> {
+        set.check()?;
+        let mut rules = Vec::new();
+        let mut triggers = Vec::new();
+        for rule in set.rules.iter().filter(|r| r.enabled) {
+            let (compiled, trig) = compile_rule(rule)?;
+            rules.push(compiled);
+            triggers.push(trig);
+        }
+        let global_allow = set.allowlist.iter().map(|a| compile_allowlist(a, None)).collect::<Result<_, _>>()?;
+        Ok(Engine { rules, global_allow, matcher: Prefilter::new(&triggers) })
+    }
+
+    /// The built-in rule pack, compiled.
+    pub fn builtin() -> Engine {
+        Engine::new(&RuleSet::builtin()).expect("the built-in rule pack compiles")
+    }
+
+    /// Compiles a single rule on its own (used to check a rule's examples in isolation).
+    pub fn for_rule(rule: &Rule) -> Result<Engine, RuleError> {
+        let mut rule = rule.clone();
+        rule.enabled = true;
+        Engine::new(&RuleSet { rules: vec![rule], allowlist: Vec::new() })
+    }
+
+    /// The enabled rules, in the order findings refer to them.
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> {
+        self.rules.iter().map(|r| &r.rule)
+    }
+
+    pub fn rule(&self, index: usize) -> &Rule {
+        &self.rules[index].rule
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub(crate) fn rule_is_multiline(&self, index: usize) -> bool {
+        self.rules[index].multiline
+    }
+
+    pub(crate) fn prefix_state(&self, token: &[u8]) -> crate::matcher::PrefixState {
+        self.matcher.prefix_state(token)
+    }
+
+    /// Which keyword search is in use (`teddy`, `aho-corasick` or `none`).
+    pub fn keyword_backend(&self) -> &'static str {
+        self.matcher.keyword_backend()
+    }
+
+    /// Finds all secrets, sorted by position. Terminal escape sequences,
+    /// backspaces and zero-width characters inside a token do not hide it.
+    pub fn find(&self, haystack: &[u8]) -> Vec<Finding> {
+        self.find_projected(haystack).0
+    }
+
+    /// Finds on the visible projection when the text needs one, and maps
+    /// the findings back to raw offsets.
+    pub(crate) fn find_projected(&self, haystack: &[u8]) -> (Vec<Finding>, Option<Projection>) {
+        if !normalize::needs_projection(haystack) {
+            return (self.find_plain(haystack), None);
+        }
+        let p = normalize::project(haystack);
+        let mut found = self.find_plain(&p.text);
+        for f in &mut found {
+            (f.start, f.end) = p.raw_span(f.start, f.end);
+            (f.match_start, f.match_end) = p.raw_span(f.match_start, f.match_end);
+        }
+        (found, Some(p))
+    }
+
+    fn find_plain(&self, h: &[u8]) -> Vec<Finding> {
+        let mut windows = Vec::new();
+        self.matcher.windows(h, &mut windows);
+        if windows.is_empty() {
+            return Vec::new();
+        }
+        windows.sort_unstable();
+        let mut found = Vec::new();
+        let mut i = 0;
+        while i < windows.len() {
+            let Window { rule, start, mut end } = windows[i];
+            i += 1;
+            while i < windows.len() && windows[i].rule == rule && windows[i].start <= end {
+                end = end.max(windows[i].end);
+                i += 1;
+            }
+            self.run_rule(rule as usize, h, start, end, &mut found);
+        }
+        found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
+        found.dedup();
+        found
+    }
+
+    fn run_rule(&self, index: usize, h: &[u8], start: usize, end: usize, out: &mut Vec<Finding>) {
+        let cr = &self.rules[index];
+        let mut caps = cr.regex.create_captures();
+        let mut input = Input::new(h).range(start..end);
+        loop {
+            cr.regex.search_captures(&input, &mut caps);
+            let Some(m) = caps.get_match() else { break };
+            if let Some(secret) = caps.get_group(cr.secret_group).filter(|s| !s.is_empty()) {
+                let (s, e) = snap_to_chars(h, secret.start, secret.end);
+                let f = Finding { rule: index, start: s, end: e, match_start: m.start().min(s), match_end: m.end().max(e) };
+                if self.accept(cr, h, &f) {
+                    out.push(f);
+                }
+            }
+            let next = if m.is_empty() { m.end() + 1 } else { m.end() };
+            if next > end {
+                break;
+            }
+            input.set_start(next);
+        }
+    }
+
+    fn accept(&self, cr: &CompiledRule, h: &[u8], f: &Finding) -> bool {
+        let secret = f.secret(h);
+        if cr.allow.iter().chain(&self.global_allow).any(|a| a.allows(h, f)) {
+            return false;
+        }
+        if let Some(min) = cr.rule.entropy {
+            if validate::shannon_entropy(secret) < min {
+                return false;
+            }
+        }
+        if cr.rule.placeholder_check {
+            let lower = secret.to_ascii_lowercase();
+            let body = cr
+                .prefixes
+                .iter()
+                .filter(|p| lower.starts_with(p))
+                .map(|p| &secret[p.len()..])
+                .min_by_key(|b| b.len())
+                .unwrap_or(secret);
+            if validate::looks_like_placeholder(body) {
+                return false;
+            }
+        }
+        cr.rule.validators.iter().all(|&v| validate::check(v, secret))
+    }
+
+    /// Finds and masks every secret. Overlapping findings are masked as one
+    /// span. Text without findings comes back borrowed and byte-exact.
+    pub fn redact<'h>(&self, haystack: &'h [u8], style: &Style) -> Redaction<'h> {
+        let (findings, projection) = self.find_projected(haystack);
+        if findings.is_empty() {
+            return Redaction { output: Cow::Borrowed(haystack), findings };
+        }
+        let mut out = Vec::with_capacity(haystack.len());
+        self.write_redacted(haystack, &findings, style, projection.as_ref(), &mut out);
+        Redaction { output: Cow::Owned(out), findings }
+    }
+
+    /// Writes `haystack` with the given findings masked.
+    pub(crate) fn write_redacted(
+        &self,
+        h: &[u8],
+        findings: &[Finding],
+        style: &Style,
+        projection: Option<&Projection>,
+        out: &mut Vec<u8>,
+    ) {
+        let spans = merge_spans(findings, |f| self.rule(f.rule).id.as_str(), |s, e| visible_len(projection, s, e));
+        let escapes = projection.map_or(&[][..], |p| &p.escapes);
+        redact::apply(h, &spans, style, escapes, out);
+    }
+}
+
+/// Number of visible bytes in the raw range `start..end`.
+fn visible_len(projection: Option<&Projection>, start: usize, end: usize) -> usize {
+    match projection {
+        None => end - start,
+        Some(p) => {
+            let a = p.map.partition_point(|&r| r < start);
+            let b = p.map.partition_point(|&r| r < end);
+            b - a
+        }
+    }
+}
+
+/// Sorted findings to disjoint spans; overlapping ones become one.
+pub(crate) fn merge_spans<'a>(
+    findings: &[Finding],
+    rule_id: impl Fn(&Finding) -> &'a str,
+    visible: impl Fn(usize, usize) -> usize,
+) -> Vec<Span<'a>> {
+    let mut spans: Vec<Span<'a>> = Vec::with_capacity(findings.len());
+    let mut sorted: Vec<&Finding> = findings.iter().collect();
+    sorted.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
+    for f in sorted {
+        match spans.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => spans.push(Span { start: f.start, end: f.end, rule_id: rule_id(f), visible: 0 }),
+        }
+    }
+    for s in &mut spans {
+        s.visible = visible(s.start, s.end);
+    }
+    spans
+}
+
+/// Widens a span so it does not cut a UTF-8 character in two.
+fn snap_to_chars(h: &[u8], start: usize, end: usize) -> (usize, usize) {
+    let cont = |i: usize| h.get(i).is_some_and(|&b| b & 0xc0 == 0x80);
+    let mut s = start;
+    while s > 0 && cont(s) && start - s < 3 {
+        s -= 1;
+    }
+    if cont(s) {
+        s = start; // not UTF-8 here; leave the bytes alone
+    }
+    let mut e = end;
+    while cont(e) && e - end < 3 {
+        e += 1;
+    }
+    (s, e)
+}
+
+fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
+    let id = &rule.id;
+    let hir = parse_hir(&rule.regex).map_err(|e| RuleError::rule(id, format!("`regex` does not parse: {e}")))?;
+    let regex = build_regex(&hir).map_err(|e| RuleError::rule(id, format!("`regex` does not compile: {e}")))?;
+    let groups = regex.group_info();
+    let group_count = groups.group_len(PatternID::ZERO);
+    let secret_group = match &rule.secret_group {
+        Some(SecretGroup::Index(i)) if *i < group_count => *i,
+        Some(SecretGroup::Index(i)) => {
+            return Err(RuleError::rule(id, format!("`secret_group` is {i} but the regex has {} groups", group_count - 1)));
+        }
+        Some(SecretGroup::Name(n)) => groups
+            .to_index(PatternID::ZERO, n)
+            .ok_or_else(|| RuleError::rule(id, format!("the regex has no group named `{n}`")))?,
+        None => groups.to_index(PatternID::ZERO, "secret").unwrap_or(if group_count > 1 { 1 } else { 0 }),
+    };
+    let props = hir.properties();
+    let min_len = props.minimum_len().unwrap_or(0);
+    let max_len = props.maximum_len();
+    let multiline = can_match_newline(&hir);
+    let reach = match max_len {
+        Some(m) => Reach { back: m.min(UNBOUNDED_BACK), forward: m.min(UNBOUNDED_FORWARD), multiline },
+        None => Reach { back: UNBOUNDED_BACK, forward: UNBOUNDED_FORWARD, multiline },
+    };
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
+    let mut keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
+    for p in &rule.prefixes {
+        // A prefix must start a token; anything else is found as a keyword.
+        if p.as_bytes()[0].is_ascii_alphanumeric() {
+            prefixes.push(p.as_bytes().to_vec());
+        } else {
+            keywords.push(p.as_bytes().to_vec());
+        }
+    }
+    if prefixes.is_empty() && keywords.is_empty() && rule.min_digits.is_none() {
+        if let Some(lits) = extract_prefixes(&hir) {
+            for l in lits {
+                if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
+            }
+        }
+    }
+    let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
+    let compiled = CompiledRule {
+        regex,
+        secret_group,
+        allow,
+        prefixes: prefixes.iter().map(|p| p.to_ascii_lowercase()).collect(),
+        multiline,
+        rule: rule.clone(),
+    };
+    Ok((compiled, Triggers { prefixes, keywords, min_digits: rule.min_digits, min_len, reach }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(toml: &str) -> Engine {
+        Engine::new(&RuleSet::from_toml(toml).unwrap()).unwrap()
+    }
+
+    const GH: &str = r#"
+[[rules]]
+id = "gh"
+description = "GitHub PAT"
+category = "vcs"
+prefixes = ["ghp_"]
+regex = '''ghp_[A-Za-z0-9]{36}\b'''
+"#;
+
+    #[test]
+    fn finds_and_masks_only_the_secret() {
+        let e = engine(GH);
+        let text = b"export GITHUB_TOKEN=ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p; echo ok";
+        let r = e.redact(text, &Style::default());
+        assert_eq!(r.findings.len(), 1);
+        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "export GITHUB_TOKEN=[REDACTED]; echo ok");
+    }
+
+    #[test]
+    fn clean_text_is_borrowed() {
+        let e = engine(GH);
+        let r = e.redact(b"nothing here \xff\xfe", &Style::default());
+        assert!(matches!(r.output, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn sees_through_colour_codes() {
+        let e = engine(GH);
+        let text = b"\x1b[01;31m\x1b[Kghp_R7kPq2LmN9x\x1b[m\x1b[KVt4Hs8WzC1bYd6FjG3aEu0K9p done";
+        let r = e.redact(text, &Style::default());
+        assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done");
+        let r = e.redact(text, &Style::SameWidth(b'*'));
+        assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K****************************************\x1b[m\x1b[K done");
+    }
+
+    #[test]
+    fn secret_group_and_keywords() {
+        let e = engine(
+            r#"
+[[rules]]
+id = "pw"
+description = "password"
+category = "generic"
+keywords = ["password"]
+regex = '''(?i)password\s*=\s*"([^"]{6,})"'''
+"#,
+        );
+        let r = e.redact(br#"db_password = "Xk29vLq7mZ" # prod"#, &Style::default());
+        assert_eq!(r.output.as_ref(), br#"db_password = "[REDACTED]" # prod"#);
+        assert!(e.find(br#"password = "changeme""#).is_empty(), "placeholder");
+    }
+
+    #[test]
+    fn bad_regex_names_rule() {
+        let set = RuleSet::from_toml(
+            "[[rules]]\nid = \"broken\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'a(b'\n",
+        )
+        .unwrap();
+        let err = Engine::new(&set).unwrap_err();
+        assert_eq!(err.rule_id(), Some("broken"));
+        assert!(err.to_string().contains("regex"), "{err}");
+    }
+
+    #[test]
+    fn allowlist_values_and_stopwords() {
+        let e = engine(
+            r#"
+[[rules]]
+id = "aws"
+description = "AWS key id"
+category = "cloud"
+prefixes = ["AKIA"]
+regex = '''AKIA[A-Z2-7]{16}'''
+[rules.allowlist]
+values = ["AKIAIOSFODNN7EXAMPLE"]
+"#,
+        );
+        assert!(e.find(b"id=AKIAIOSFODNN7EXAMPLE").is_empty());
+        assert_eq!(e.find(b"id=AKIAZ7K3ZQ5WQXNMJ2PA").len(), 1);
+    }
+
+    #[test]
+    fn rules_without_triggers_use_extracted_literals() {
+        let e = engine("[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n");
+        assert_eq!(e.find(b"a tok_q8zk2m4xw7r1p9tj5vb3 b").len(), 1);
+    }
+
+    #[test]
+    fn multibyte_edges_stay_whole() {
+        let e = engine(
+            "[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nkeywords = [\"key\"]\nregex = 'key=(\\S+)'\nplaceholder_check = false\n",
+        );
+        let text = "key=ab\u{00e9}cd rest".as_bytes();
+        let r = e.redact(text, &Style::default());
+        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "key=[REDACTED] rest");
+    }
+}

@@ -1,0 +1,527 @@
+//! The matcher: finds where rules must run, without running them.
+//!
+//! A rule is triggered in one of four ways, and each has its own fast path:
+//!
+//! * **prefixes** (`ghp_`, `sk-ant-`, `AKIA`): looked up only where a token
+//!   starts and the token is long enough to be a secret. Token starts come
+//!   from the byte-class masks of [`crate::classify`], so the bulk of the
+//!   text is skipped 64 bytes at a time; each start costs one or two steps
+//!   of an anchored Aho-Corasick DFA over the prefixes.
+//! * **keywords** (`password`, `-----BEGIN`): found anywhere,
+//!   case-insensitively, by Teddy (SIMD) over an ASCII-case-folded copy of
+//!   the text using one short, rare "seed" per keyword; the full keyword is
+//!   then verified. With too many keywords for Teddy, an Aho-Corasick DFA
+//!   takes over.
+//! * **digit runs** (resident IDs, phone and card numbers): runs of digits,
+//!   possibly grouped by spaces or dashes, found from the same masks.
+//! * rules with none of these run everywhere.
+//!
+//! The output is a list of [`Window`]s: byte ranges in which a rule's regex
+//! must be evaluated. Nothing here decides what is a secret.
+
+use aho_corasick::automaton::Automaton;
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
+
+use crate::classify::{BLOCK, BlockWalker, from_ahead, from_behind, runs_of, wide};
+
+/// Whether a token is, or could become, the start of a known secret prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PrefixState {
+    None,
+    Partial,
+    Armed,
+}
+
+/// A byte range of the haystack in which one rule's regex must run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Window {
+    pub rule: u32,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Finds the windows that need a regex evaluation. Implementations must
+/// report every place where a rule could match (a miss here is a leak);
+/// extra windows only cost time.
+pub(crate) trait Matcher: Send + Sync {
+    fn windows(&self, haystack: &[u8], out: &mut Vec<Window>);
+}
+
+/// How far around a trigger a rule's match can lie.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Reach {
+    /// Bytes before the trigger the match may start at.
+    pub back: usize,
+    /// Bytes after the trigger the match may end at.
+    pub forward: usize,
+    /// Whether the match may cross line breaks.
+    pub multiline: bool,
+}
+
+/// What triggers one rule, as the matcher needs it.
+#[derive(Clone, Debug)]
+pub(crate) struct Triggers {
+    pub prefixes: Vec<Vec<u8>>,
+    pub keywords: Vec<Vec<u8>>,
+    pub min_digits: Option<usize>,
+    /// Shortest possible match, used to skip tokens too short to hold one.
+    pub min_len: usize,
+    pub reach: Reach,
+}
+
+/// Teddy stays fast up to a few dozen seeds; past that the DFA wins.
+const TEDDY_MAX_SEEDS: usize = 40;
+/// Text is case-folded for Teddy in segments of this size.
+const FOLD_SEGMENT: usize = 256 * 1024;
+/// The shortest token length checked for prefixes, whatever the rules say.
+const MIN_TOKEN_FLOOR: usize = 6;
+
+/// The pure-Rust matcher described in the module documentation.
+pub(crate) struct Prefilter {
+    reach: Vec<Reach>,
+    prefixes: Option<PrefixIndex>,
+    keywords: Option<KeywordIndex>,
+    digits: Option<DigitIndex>,
+    always: Vec<u32>,
+}
+
+struct PrefixIndex {
+    dfa: DFA,
+    /// Rules and length of each prefix pattern.
+    patterns: Vec<(Vec<u32>, usize)>,
+    /// Tokens shorter than this cannot hold any prefix rule's match.
+    min_token: u32,
+}
+
+struct KeywordIndex {
+    /// Lower-cased keyword bytes and the rules they trigger.
+    keywords: Vec<(Vec<u8>, Vec<u32>)>,
+    search: KeywordSearch,
+    longest: usize,
+}
+
+enum KeywordSearch {
+    /// Teddy over case-folded text; per seed pattern: (keyword, offset of the seed in it).
+    Teddy { searcher: packed::Searcher, seeds: Vec<Vec<(u32, usize)>> },
+    /// Case-insensitive overlapping Aho-Corasick over the raw text.
+    Automaton(AhoCorasick),
+}
+
+struct DigitIndex {
+    rules: Vec<u32>,
+    min_digits: u32,
+}
+
+impl Prefilter {
+    pub fn new(rules: &[Triggers]) -> Prefilter {
+        let reach = rules.iter().map(|t| t.reach).collect();
+        let mut prefix_lits: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut keyword_lits: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut digits = Vec::new();
+        let mut min_digits = u32::MAX;
+        let mut min_token = usize::MAX;
+        let mut always = Vec::new();
+        for (i, t) in rules.iter().enumerate() {
+            let i = i as u32;
+            for p in &t.prefixes {
+                prefix_lits.push((p.to_ascii_lowercase(), i));
+            }
+            if !t.prefixes.is_empty() {
+                min_token = min_token.min(t.min_len);
+            }
+            for k in &t.keywords {
+                keyword_lits.push((k.to_ascii_lowercase(), i));
+            }
+            if let Some(n) = t.min_digits {
+                digits.push(i);
+                min_digits = min_digits.min(n as u32);
+            }
+            if t.prefixes.is_empty() && t.keywords.is_empty() && t.min_digits.is_none() {
+                always.push(i);
+            }
+        }
+        Prefilter {
+            reach,
+            prefixes: PrefixIndex::new(prefix_lits, min_token),
+            keywords: KeywordIndex::new(keyword_lits),
+            digits: (!digits.is_empty()).then_some(DigitIndex { rules: digits, min_digits }),
+            always,
+        }
+    }
+
+    /// The keyword search backend in use, for diagnostics and benchmarks.
+    pub fn keyword_backend(&self) -> &'static str {
+        match &self.keywords {
+            None => "none",
+            Some(k) => match k.search {
+                KeywordSearch::Teddy { .. } => "teddy",
+                KeywordSearch::Automaton(_) => "aho-corasick",
+            },
+        }
+    }
+
+    /// How far `token` gets into the prefix automaton.
+    pub fn prefix_state(&self, token: &[u8]) -> PrefixState {
+        let Some(pi) = &self.prefixes else { return PrefixState::None };
+        let dfa = &pi.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return PrefixState::None };
+        if token.is_empty() {
+            return PrefixState::None;
+        }
+        for &b in token {
+            sid = dfa.next_state(Anchored::Yes, sid, b);
+            if dfa.is_dead(sid) {
+                return PrefixState::None;
+            }
+            if dfa.is_match(sid) {
+                return PrefixState::Armed;
+            }
+        }
+        PrefixState::Partial
+    }
+
+    fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, back: usize) {
+        let reach = self.reach[rule as usize];
+        let mut start = hit_start.saturating_sub(back);
+        let mut end = (hit_end + reach.forward).min(h.len());
+        if !reach.multiline {
+            if let Some(nl) = memchr::memrchr(b'\n', &h[start..hit_start]) {
+                start += nl + 1;
+            }
+            if let Some(nl) = memchr::memchr(b'\n', &h[hit_end..end]) {
+                end = hit_end + nl;
+            }
+        }
+        out.push(Window { rule, start, end });
+    }
+
+    fn scan_blocks(&self, h: &[u8], out: &mut Vec<Window>) {
+        let mut w = BlockWalker::new(h);
+        while w.advance() {
+            let (p, c, n) = (&w.prev, &w.cur, &w.next);
+            if let Some(pi) = &self.prefixes {
+                let alnum = c.alnum();
+                let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
+                // camelCase (`apiKey`), escaped (`\nsk-...`) and percent-encoded (`%3Dsk-...`) starts
+                starts |= c.upper & from_behind(p.lower, c.lower, 1);
+                starts |= alnum & from_behind(p.backslash, c.backslash, 2);
+                starts |= alnum & from_behind(p.percent, c.percent, 3);
+                let mut cand = starts & runs_of(wide(c.token, n.token), pi.min_token) as u64;
+                while cand != 0 {
+                    let at = w.at + cand.trailing_zeros() as usize;
+                    cand &= cand - 1;
+                    self.prefix_at(pi, h, at, out);
+                }
+            }
+            if let Some(di) = &self.digits {
+                let grouped = |prev: u64, cur: &crate::classify::Masks, next: u64| {
+                    cur.digit | (cur.sep & from_behind(prev, cur.digit, 1) & from_ahead(cur.digit, next, 1))
+                };
+                let ds = grouped(p.digit, c, n.digit);
+                if ds == 0 {
+                    continue;
+                }
+                let ds_next = grouped(c.digit, n, 0);
+                let run_start = c.digit
+                    & !(from_behind(p.digit, c.digit, 1)
+                        | (from_behind(p.sep, c.sep, 1) & from_behind(p.digit, c.digit, 2)));
+                let mut cand = run_start & runs_of(wide(ds, ds_next), di.min_digits.min(64)) as u64;
+                while cand != 0 {
+                    let at = w.at + cand.trailing_zeros() as usize;
+                    cand &= cand - 1;
+                    self.digits_at(di, h, at, out);
+                }
+            }
+        }
+    }
+
+    fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
+        let dfa = &pi.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return };
+        for &b in &h[at..] {
+            sid = dfa.next_state(Anchored::Yes, sid, b);
+            if dfa.is_special(sid) {
+                if dfa.is_dead(sid) {
+                    return;
+                }
+                if dfa.is_match(sid) {
+                    for i in 0..dfa.match_len(sid) {
+                        let (rules, len) = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
+                        for &r in rules {
+                            self.push(h, out, r, at, at + len, 2);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn digits_at(&self, di: &DigitIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
+        // The run: digits, and single spaces or dashes between digits.
+        let mut end = at;
+        while end < h.len() {
+            if h[end].is_ascii_digit()
+                || (matches!(h[end], b' ' | b'-') && h.get(end + 1).is_some_and(u8::is_ascii_digit))
+            {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let before = at.checked_sub(1).map(|i| h[i]);
+        let after = h.get(end).copied();
+        let digit_at = |i: Option<usize>| i.and_then(|i| h.get(i)).is_some_and(u8::is_ascii_digit);
+        // Identifiers (`user13812345678`) and the two halves of a decimal number are not numbers of their own.
+        let in_identifier = before.is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            || after.is_some_and(|b| (b.is_ascii_alphabetic() && b != b'X' && b != b'x') || b == b'_');
+        let decimal = (matches!(before, Some(b'.' | b',')) && digit_at(at.checked_sub(2)))
+            || (matches!(after, Some(b'.' | b',')) && digit_at(Some(end + 1)));
+        if in_identifier || decimal {
+            return;
+        }
+        // One byte more so a trailing check character (`...002X`) is in range.
+        let end = (end + 1).min(h.len());
+        for &r in &di.rules {
+            out.push(Window { rule: r, start: at, end });
+        }
+    }
+}
+
+impl Matcher for Prefilter {
+    fn windows(&self, h: &[u8], out: &mut Vec<Window>) {
+        if h.is_empty() {
+            return;
+        }
+        if self.prefixes.is_some() || self.digits.is_some() {
+            self.scan_blocks(h, out);
+        }
+        if let Some(ki) = &self.keywords {
+            ki.find(h, |kw, start| {
+                let (lit, rules) = &ki.keywords[kw as usize];
+                for &r in rules {
+                    let back = self.reach[r as usize].back;
+                    self.push(h, out, r, start, start + lit.len(), back);
+                }
+            });
+        }
+        for &r in &self.always {
+            out.push(Window { rule: r, start: 0, end: h.len() });
+        }
+    }
+}
+
+impl PrefixIndex {
+    fn new(lits: Vec<(Vec<u8>, u32)>, min_token: usize) -> Option<PrefixIndex> {
+        if lits.is_empty() {
+            return None;
+        }
+        let mut patterns: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+        for (lit, rule) in lits {
+            match patterns.iter_mut().find(|(l, _)| *l == lit) {
+                Some((_, rules)) => rules.push(rule),
+                None => patterns.push((lit, vec![rule])),
+            }
+        }
+        let dfa = DFA::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .start_kind(StartKind::Anchored)
+            .build(patterns.iter().map(|(l, _)| l))
+            .expect("a DFA over a few hundred short literals always builds");
+        let min_token = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32;
+        Some(PrefixIndex { dfa, patterns: patterns.into_iter().map(|(l, r)| (r, l.len())).collect(), min_token })
+    }
+}
+
+impl KeywordIndex {
+    fn new(lits: Vec<(Vec<u8>, u32)>) -> Option<KeywordIndex> {
+        if lits.is_empty() {
+            return None;
+        }
+        let mut keywords: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
+        for (lit, rule) in lits {
+            match keywords.iter_mut().find(|(l, _)| *l == lit) {
+                Some((_, rules)) => {
+                    if !rules.contains(&rule) {
+                        rules.push(rule)
+                    }
+                }
+                None => keywords.push((lit, vec![rule])),
+            }
+        }
+        let longest = keywords.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        let mut seed_pats: Vec<Vec<u8>> = Vec::new();
+        let mut seeds: Vec<Vec<(u32, usize)>> = Vec::new();
+        for (k, (lit, _)) in keywords.iter().enumerate() {
+            let (off, seed) = rarest_window(lit);
+            let seed: Vec<u8> = seed.iter().map(|b| b | 0x20).collect();
+            match seed_pats.iter().position(|s| *s == seed) {
+                Some(i) => seeds[i].push((k as u32, off)),
+                None => {
+                    seed_pats.push(seed);
+                    seeds.push(vec![(k as u32, off)]);
+                }
+            }
+        }
+        let teddy = (seed_pats.len() <= TEDDY_MAX_SEEDS)
+            .then(|| packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(&seed_pats).build())
+            .flatten();
+        let search = match teddy {
+            Some(searcher) => KeywordSearch::Teddy { searcher, seeds },
+            None => KeywordSearch::Automaton(
+                AhoCorasick::builder()
+                    .kind(Some(AhoCorasickKind::DFA))
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(keywords.iter().map(|(l, _)| l))
+                    .expect("an Aho-Corasick automaton over the keywords always builds"),
+            ),
+        };
+        Some(KeywordIndex { keywords, search, longest })
+    }
+
+    /// Calls `hit(keyword, start)` for every occurrence of every keyword.
+    fn find(&self, h: &[u8], mut hit: impl FnMut(u32, usize)) {
+        match &self.search {
+            KeywordSearch::Automaton(ac) => {
+                for m in ac.find_overlapping_iter(h) {
+                    hit(m.pattern().as_u32(), m.start());
+                }
+            }
+            KeywordSearch::Teddy { searcher, seeds } => {
+                let overlap = self.longest.saturating_sub(1);
+                let mut folded = Vec::with_capacity(FOLD_SEGMENT.min(h.len()) + overlap);
+                let mut seg = 0;
+                while seg < h.len() {
+                    let seg_end = (seg + FOLD_SEGMENT + overlap).min(h.len());
+                    folded.clear();
+                    folded.extend(h[seg..seg_end].iter().map(|b| b | 0x20));
+                    // Seeds starting in the overlap belong to the next segment.
+                    let own_end = (seg + FOLD_SEGMENT).min(h.len()) - seg;
+                    let mut from = 0;
+                    while let Some(m) = searcher.find_in(&folded, aho_corasick::Span { start: from, end: folded.len() }) {
+                        if m.start() >= own_end {
+                            break;
+                        }
+                        from = m.start() + 1;
+                        for &(kw, off) in &seeds[m.pattern().as_usize()] {
+                            let pos = seg + m.start();
+                            let Some(start) = pos.checked_sub(off) else { continue };
+                            let lit = &self.keywords[kw as usize].0;
+                            if h.get(start..start + lit.len()).is_some_and(|s| s.eq_ignore_ascii_case(lit)) {
+                                hit(kw, start);
+                            }
+                        }
+                    }
+                    seg += FOLD_SEGMENT;
+                }
+            }
+        }
+    }
+}
+
+/// How often a byte shows up in program output; lower is rarer.
+fn byte_weight(b: u8) -> u32 {
+    const BY_FREQUENCY: &[u8] = b"etaoinsrhldcumfpgwybvkxjqz";
+    match b.to_ascii_lowercase() {
+        c @ b'a'..=b'z' => 10 + 26 - BY_FREQUENCY.iter().position(|&x| x == c).unwrap_or(25) as u32,
+        b'0'..=b'9' => 24,
+        b' ' | b'-' | b'=' => 40,
+        b'.' | b',' | b':' | b'/' => 25,
+        _ => 8,
+    }
+}
+
+/// The window of up to four bytes of `lit` that is least likely to occur by chance.
+fn rarest_window(lit: &[u8]) -> (usize, &[u8]) {
+    let n = lit.len().min(4);
+    (0..=lit.len() - n)
+        .map(|i| {
+            let w = &lit[i..i + n];
+            let repeats = w.windows(2).filter(|p| p[0] == p[1]).count() as u32;
+            (w.iter().map(|&b| byte_weight(b)).sum::<u32>() + 30 * repeats, i)
+        })
+        .min()
+        .map(|(_, i)| (i, &lit[i..i + n]))
+        .unwrap_or((0, lit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn triggers(prefixes: &[&str], keywords: &[&str], min_digits: Option<usize>) -> Triggers {
+        Triggers {
+            prefixes: prefixes.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            keywords: keywords.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            min_digits,
+            min_len: 10,
+            reach: Reach { back: 64, forward: 64, multiline: false },
+        }
+    }
+
+    fn windows(m: &Prefilter, h: &str) -> Vec<Window> {
+        let mut out = Vec::new();
+        m.windows(h.as_bytes(), &mut out);
+        out
+    }
+
+    #[test]
+    fn prefixes_only_at_token_starts() {
+        let m = Prefilter::new(&[triggers(&["ghp_"], &[], None)]);
+        let w = windows(&m, "token=ghp_0123456789abcdefghijklmnopqrstuvwxyz");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].start, 4);
+        assert!(windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(), "inside a word");
+        assert!(windows(&m, "ghp_x").is_empty(), "too short to be a token");
+        let w = windows(&m, "\"line\\nghp_0123456789abcdefghijklmnopqrstuvwxyz\"");
+        assert_eq!(w.len(), 1, "after an escaped newline");
+    }
+
+    #[test]
+    fn prefix_across_block_edge() {
+        let m = Prefilter::new(&[triggers(&["AKIA"], &[], None)]);
+        for pad in 50..70 {
+            let text = format!("{} AKIAZ7K3ZQ5WQXNMJ2PA", " ".repeat(pad));
+            assert_eq!(windows(&m, &text).len(), 1, "pad {pad}");
+        }
+    }
+
+    #[test]
+    fn keywords_case_insensitive_anywhere() {
+        let m = Prefilter::new(&[triggers(&[], &["password"], None)]);
+        let w = windows(&m, "x\nDB_PASSWORD=hunter2\ny");
+        assert_eq!(w.len(), 1);
+        assert_eq!(&"x\nDB_PASSWORD=hunter2\ny"[w[0].start..w[0].end], "DB_PASSWORD=hunter2");
+        let long = format!("{}password{}", "a".repeat(FOLD_SEGMENT - 3), "b".repeat(10));
+        assert_eq!(windows(&m, &long).len(), 1, "keyword across a fold segment edge");
+    }
+
+    #[test]
+    fn automaton_fallback_finds_the_same() {
+        let many: Vec<String> = (0..60u8).map(|i| format!("zq{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char)).collect();
+        let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
+        let m = Prefilter::new(&[triggers(&[], &refs, None)]);
+        assert_eq!(m.keyword_backend(), "aho-corasick");
+        assert_eq!(windows(&m, "a ZQAR b zqch").len(), 2);
+    }
+
+    #[test]
+    fn digit_runs() {
+        let m = Prefilter::new(&[triggers(&[], &[], Some(11))]);
+        assert_eq!(windows(&m, "tel: 13812345678.").len(), 1);
+        assert_eq!(windows(&m, "card 4111 1111 1111 1111 ok").len(), 1);
+        assert!(windows(&m, "x=0.13812345678123").is_empty(), "decimal fraction");
+        assert!(windows(&m, "user13812345678").is_empty(), "identifier");
+        assert!(windows(&m, "1.2483, 1.1419, -0.9623").is_empty());
+        let w = windows(&m, "id 11010519491231002X");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].end, "id 11010519491231002X".len());
+    }
+
+    #[test]
+    fn rarest_seed_avoids_dashes() {
+        let (off, seed) = rarest_window(b"-----begin");
+        assert!(!seed.contains(&b'-') || off > 3, "{}", String::from_utf8_lossy(seed));
+    }
+}

@@ -1,0 +1,178 @@
+//! Replacing secrets in text.
+//!
+//! Only the secret's own bytes are replaced; everything around it, and any
+//! escape sequence inside it, stays as it was.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What a secret is replaced with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Fixed text; the default is `[REDACTED]`.
+    Text(String),
+    /// `[REDACTED:rule-id]`.
+    RuleId,
+    /// The first `n` characters of the secret, then `[REDACTED]` (`sk-proj-[REDACTED]`).
+    KeepPrefix(usize),
+    /// One mask byte per byte of the secret, so widths and offsets do not
+    /// shift (terminals, fixed-width and binary-adjacent output).
+    SameWidth(u8),
+}
+
+pub const DEFAULT_MASK: &str = "[REDACTED]";
+
+impl Default for Style {
+    fn default() -> Style {
+        Style::Text(DEFAULT_MASK.to_string())
+    }
+}
+
+impl fmt::Display for Style {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Style::Text(t) if t == DEFAULT_MASK => f.write_str("redacted"),
+            Style::Text(t) => write!(f, "text:{t}"),
+            Style::RuleId => f.write_str("rule-id"),
+            Style::KeepPrefix(n) => write!(f, "prefix:{n}"),
+            Style::SameWidth(b) => write!(f, "same-width:{}", *b as char),
+        }
+    }
+}
+
+impl FromStr for Style {
+    type Err = String;
+    /// `redacted`, `rule-id`, `prefix:N`, `same-width[:C]`, `text:ANY`.
+    fn from_str(s: &str) -> Result<Style, String> {
+        let (name, arg) = match s.split_once(':') {
+            Some((n, a)) => (n, Some(a)),
+            None => (s, None),
+        };
+        match (name.trim().to_ascii_lowercase().as_str(), arg) {
+            ("redacted" | "default" | "mask", None) => Ok(Style::default()),
+            ("rule-id" | "rule_id" | "rule", None) => Ok(Style::RuleId),
+            ("prefix" | "keep-prefix", Some(n)) => n
+                .trim()
+                .parse()
+                .map(Style::KeepPrefix)
+                .map_err(|_| format!("`{n}` is not a number of characters to keep")),
+            ("same-width" | "same_width" | "width", None) => Ok(Style::SameWidth(b'*')),
+            ("same-width" | "same_width" | "width", Some(c)) if c.len() == 1 && c.is_ascii() && !c.is_empty() => {
+                Ok(Style::SameWidth(c.as_bytes()[0]))
+            }
+            ("text", Some(t)) => Ok(Style::Text(t.to_string())),
+            _ => Err(format!(
+                "`{s}` is not a redaction style; expected redacted, rule-id, prefix:N, same-width[:C] or text:STRING"
+            )),
+        }
+    }
+}
+
+/// One span to replace, already merged and sorted.
+pub(crate) struct Span<'a> {
+    pub start: usize,
+    pub end: usize,
+    pub rule_id: &'a str,
+    /// Number of visible characters, for same-width masks of projected text.
+    pub visible: usize,
+}
+
+/// Writes `h` with `spans` replaced into `out`. `escapes` are raw ranges to
+/// keep even inside a span.
+pub(crate) fn apply(h: &[u8], spans: &[Span<'_>], style: &Style, escapes: &[(usize, usize)], out: &mut Vec<u8>) {
+    let mut at = 0;
+    let mut esc = 0;
+    for s in spans {
+        out.extend_from_slice(&h[at..s.start]);
+        write_mask(&h[s.start..s.end], s, style, out);
+        while esc < escapes.len() && escapes[esc].1 <= s.start {
+            esc += 1;
+        }
+        let mut e = esc;
+        while e < escapes.len() && escapes[e].0 < s.end {
+            let (a, b) = (escapes[e].0.max(s.start), escapes[e].1.min(s.end));
+            out.extend_from_slice(&h[a..b]);
+            e += 1;
+        }
+        at = s.end;
+    }
+    out.extend_from_slice(&h[at..]);
+}
+
+fn write_mask(secret: &[u8], s: &Span<'_>, style: &Style, out: &mut Vec<u8>) {
+    match style {
+        Style::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Style::RuleId => {
+            out.extend_from_slice(b"[REDACTED:");
+            out.extend_from_slice(s.rule_id.as_bytes());
+            out.push(b']');
+        }
+        Style::KeepPrefix(n) => {
+            // Keep whole characters only, and never the whole secret.
+            let mut keep = 0;
+            let mut chars = 0;
+            while keep < secret.len() && chars < *n {
+                keep += utf8_len(secret[keep]);
+                chars += 1;
+            }
+            if keep < secret.len() / 2 + 1 && keep < secret.len() {
+                out.extend_from_slice(&secret[..keep.min(secret.len())]);
+            }
+            out.extend_from_slice(DEFAULT_MASK.as_bytes());
+        }
+        Style::SameWidth(c) => out.extend(std::iter::repeat_n(*c, s.visible)),
+    }
+}
+
+fn utf8_len(lead: u8) -> usize {
+    match lead {
+        0xf0..=0xf7 => 4,
+        0xe0..=0xef => 3,
+        0xc0..=0xdf => 2,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(h: &str, spans: &[(usize, usize)], style: &Style) -> String {
+        let spans: Vec<Span> =
+            spans.iter().map(|&(start, end)| Span { start, end, rule_id: "r", visible: end - start }).collect();
+        let mut out = Vec::new();
+        apply(h.as_bytes(), &spans, style, &[], &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn styles() {
+        let h = "key=sk-abcdef12 end";
+        assert_eq!(run(h, &[(4, 15)], &Style::default()), "key=[REDACTED] end");
+        assert_eq!(run(h, &[(4, 15)], &Style::RuleId), "key=[REDACTED:r] end");
+        assert_eq!(run(h, &[(4, 15)], &Style::KeepPrefix(3)), "key=sk-[REDACTED] end");
+        assert_eq!(run(h, &[(4, 15)], &Style::SameWidth(b'*')), "key=*********** end");
+        assert_eq!(run(h, &[(4, 6)], &Style::KeepPrefix(5)), "key=[REDACTED]-abcdef12 end", "never reveals most of it");
+    }
+
+    #[test]
+    fn parse_styles() {
+        assert_eq!("redacted".parse::<Style>().unwrap(), Style::default());
+        assert_eq!("prefix:4".parse::<Style>().unwrap(), Style::KeepPrefix(4));
+        assert_eq!("same-width:#".parse::<Style>().unwrap(), Style::SameWidth(b'#'));
+        assert_eq!("text:***".parse::<Style>().unwrap(), Style::Text("***".into()));
+        assert!("bogus".parse::<Style>().is_err());
+        for s in [Style::default(), Style::RuleId, Style::KeepPrefix(2), Style::SameWidth(b'x')] {
+            assert_eq!(s.to_string().parse::<Style>().unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn escapes_inside_span_survive() {
+        let h = b"\x1b[31msk-ab\x1b[0mcd rest";
+        let spans = [Span { start: 5, end: 16, rule_id: "r", visible: 7 }];
+        let mut out = Vec::new();
+        apply(h, &spans, &Style::default(), &[(0, 5), (10, 14)], &mut out);
+        assert_eq!(out, b"\x1b[31m[REDACTED]\x1b[0m rest");
+    }
+}

@@ -1,0 +1,355 @@
+//! Redacting input that arrives in pieces.
+//!
+//! A [`StreamRedactor`] takes chunks and returns redacted output as soon as
+//! it is final. It holds back only bytes that could still turn out to be
+//! part of a secret, and keeps a little of what it already emitted as
+//! context, so a keyword in one chunk still governs a value in the next.
+//!
+//! With [`Hold::Line`] (the default) the incomplete last line is held, and
+//! the output for any split of an input is exactly the one-shot
+//! [`Engine::redact`] of the whole input (property-tested over random splits
+//! of every rule example). With [`Hold::Token`] (interactive terminals) only
+//! the trailing token is held, so echo and prompts go out at once.
+
+use std::sync::Arc;
+
+use crate::engine::{Engine, Finding, merge_spans};
+use crate::matcher::PrefixState;
+use crate::normalize::Projection;
+use crate::redact::{self, Style};
+
+/// What a stream holds back at the end of each chunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Hold {
+    /// The incomplete last line. Exact, for pipes, files and notebooks.
+    #[default]
+    Line,
+    /// Only the trailing token (and digit groups). Low latency, for terminals.
+    Token,
+}
+
+/// How the held tail of an interactive stream looks, to choose a timer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Nothing held.
+    Empty,
+    /// An ordinary partial token.
+    Plain,
+    /// The token could still grow into a known secret prefix (`s`, `sk`, `AK`).
+    Partial,
+    /// The token starts with a known secret prefix (`sk-`, `AKIA`, `ghp_`).
+    Armed,
+}
+
+/// A finding reported by a stream, positioned in the whole stream's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamFinding {
+    pub rule: usize,
+    /// Byte offset of the secret in the stream's input.
+    pub offset: u64,
+    pub len: usize,
+}
+
+/// Emitted input kept to give context to later chunks.
+const CONTEXT: usize = 4096;
+/// The held tail never grows past this; then a secret is masked in parts.
+const DEFAULT_MAX_HOLD: usize = 64 * 1024;
+/// A timed-out armed token this long is masked rather than shown.
+const FAIL_CLOSED_LEN: usize = 16;
+
+/// See the module documentation.
+pub struct StreamRedactor {
+    engine: Arc<Engine>,
+    style: Style,
+    hold: Hold,
+    max_hold: usize,
+    /// `buf[..emitted]` is context already written out; the rest is held.
+    buf: Vec<u8>,
+    emitted: usize,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+}
+
+impl StreamRedactor {
+    pub fn new(engine: Arc<Engine>, style: Style) -> StreamRedactor {
+        StreamRedactor { engine, style, hold: Hold::Line, max_hold: DEFAULT_MAX_HOLD, buf: Vec::new(), emitted: 0, base: 0 }
+    }
+
+    pub fn with_hold(mut self, hold: Hold) -> StreamRedactor {
+        self.hold = hold;
+        self
+    }
+
+    /// Caps the held tail (and so the memory of the stream). At least 1 KiB.
+    pub fn with_max_hold(mut self, bytes: usize) -> StreamRedactor {
+        self.max_hold = bytes.max(1024);
+        self
+    }
+
+    /// Swaps in new rules (after a reload); held bytes are judged by them.
+    pub fn set_engine(&mut self, engine: Arc<Engine>) {
+        self.engine = engine;
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Number of bytes held back, not yet written out.
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.emitted
+    }
+
+    /// Adds a chunk; appends whatever is final to `out`.
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        self.buf.extend_from_slice(chunk);
+        self.emit(false, out)
+    }
+
+    /// Writes out everything held (end of input, or an idle timer).
+    pub fn flush(&mut self, out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        self.emit(true, out)
+    }
+
+    /// What the held tail looks like, so an interactive channel can pick
+    /// how long to wait before [`flush`](Self::flush)ing it.
+    pub fn tail(&self) -> Tail {
+        let held = &self.buf[self.emitted..];
+        if held.is_empty() {
+            return Tail::Empty;
+        }
+        let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
+        match self.engine.prefix_state(&held[token_start..]) {
+            PrefixState::Armed => Tail::Armed,
+            PrefixState::Partial => Tail::Partial,
+            PrefixState::None => Tail::Plain,
+        }
+    }
+
+    /// Flushes after an idle timeout: like [`flush`](Self::flush), but an
+    /// armed token of 16 bytes or more is masked whole rather than shown,
+    /// since its rest may still come and by then the start would be out.
+    pub fn flush_idle(&mut self, out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        if self.tail() == Tail::Armed {
+            let held = &self.buf[self.emitted..];
+            let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
+            if held.len() - token_start >= FAIL_CLOSED_LEN {
+                let split = self.emitted + token_start;
+                let found = self.emit_until(split, out);
+                write_mask_for(&self.style, self.buf.len() - split, out);
+                self.emitted = self.buf.len();
+                self.trim();
+                return found;
+            }
+        }
+        self.flush(out)
+    }
+
+    fn emit(&mut self, flush: bool, out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        let (findings, projection) = self.engine.find_projected(&self.buf);
+        let cut = if flush { self.buf.len() } else { self.safe_cut(&findings) };
+        self.write(cut, &findings, projection.as_ref(), out)
+    }
+
+    fn emit_until(&mut self, cut: usize, out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        let (findings, projection) = self.engine.find_projected(&self.buf[..cut]);
+        self.write(cut, &findings, projection.as_ref(), out)
+    }
+
+    /// Where output can safely stop: nothing before it can still change.
+    fn safe_cut(&self, findings: &[Finding]) -> usize {
+        let buf = &self.buf;
+        let held = &buf[self.emitted..];
+        let mut cut = match self.hold {
+            Hold::Line => self.emitted + held.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1),
+            Hold::Token => self.emitted + token_tail_start(held),
+        };
+        // An incomplete escape sequence at the end changes what precedes it.
+        if let Some(esc) = incomplete_escape(buf) {
+            cut = cut.min(esc);
+        }
+        // Bounded memory: past max_hold, give out all but the last token.
+        if buf.len() - cut > self.max_hold {
+            let floor = buf.len() - self.max_hold / 2;
+            cut = floor + buf[floor..].iter().rposition(|b| b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+        }
+        // Never cut through a secret, nor give out the start of one that may grow.
+        for f in findings {
+            let rule = self.engine.rule_is_multiline(f.rule);
+            let open = f.end >= buf.len() || (rule && buf[f.end..].iter().all(u8::is_ascii_whitespace));
+            if f.start < cut && (f.end > cut || open) && f.start >= self.emitted && buf.len() - f.start <= self.max_hold {
+                cut = f.start;
+            }
+        }
+        cut.max(self.emitted)
+    }
+
+    fn write(&mut self, cut: usize, findings: &[Finding], projection: Option<&Projection>, out: &mut Vec<u8>) -> Vec<StreamFinding> {
+        let from = self.emitted;
+        let mut reported = Vec::new();
+        let mut clipped: Vec<Finding> = Vec::new();
+        for f in findings {
+            if f.end <= from || f.start >= cut {
+                continue;
+            }
+            if f.start >= from {
+                reported.push(StreamFinding { rule: f.rule, offset: self.base + f.start as u64, len: f.end - f.start });
+            }
+            let mut c = f.clone();
+            c.start = c.start.max(from) - from;
+            c.end = c.end.min(cut) - from;
+            clipped.push(c);
+        }
+        let piece = &self.buf[from..cut];
+        if clipped.is_empty() {
+            out.extend_from_slice(piece);
+        } else {
+            let engine = &self.engine;
+            let spans = merge_spans(&clipped, |f| engine.rule(f.rule).id.as_str(), |s, e| {
+                visible(projection, from + s, from + e)
+            });
+            let escapes: Vec<(usize, usize)> = projection
+                .map(|p| {
+                    p.escapes
+                        .iter()
+                        .filter(|(a, b)| *b > from && *a < cut)
+                        .map(|(a, b)| ((*a).max(from) - from, (*b).min(cut) - from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            redact::apply(piece, &spans, &self.style, &escapes, out);
+        }
+        self.emitted = cut;
+        self.trim();
+        reported
+    }
+
+    /// Drops emitted bytes beyond the context window.
+    fn trim(&mut self) {
+        if self.emitted > 2 * CONTEXT {
+            let drop = self.emitted - CONTEXT;
+            self.buf.drain(..drop);
+            self.emitted -= drop;
+            self.base += drop as u64;
+        }
+    }
+}
+
+fn visible(projection: Option<&Projection>, start: usize, end: usize) -> usize {
+    match projection {
+        None => end - start,
+        Some(p) => p.map.partition_point(|&r| r < end) - p.map.partition_point(|&r| r < start),
+    }
+}
+
+fn write_mask_for(style: &Style, len: usize, out: &mut Vec<u8>) {
+    match style {
+        Style::SameWidth(c) => out.extend(std::iter::repeat_n(*c, len)),
+        Style::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Style::RuleId | Style::KeepPrefix(_) => out.extend_from_slice(redact::DEFAULT_MASK.as_bytes()),
+    }
+}
+
+/// Bytes that continue a token for holding purposes.
+fn is_token_byte(b: u8) -> bool {
+    !(b.is_ascii_whitespace() || b"\"'`,;()<>[]{}|".contains(&b))
+}
+
+/// Start of what Token mode holds: the trailing token, or trailing digit groups.
+fn token_tail_start(held: &[u8]) -> usize {
+    let mut i = held.len();
+    while i > 0 && is_token_byte(held[i - 1]) {
+        i -= 1;
+    }
+    let tok = &held[i..];
+    if tok.is_empty() || tok.iter().all(u8::is_ascii_digit) {
+        // `4111 1111 ` may be the first half of a card number.
+        let mut j = i;
+        while j > 0 && (held[j - 1].is_ascii_digit() || held[j - 1] == b' ' || held[j - 1] == b'-') {
+            j -= 1;
+        }
+        if held[j..i].iter().any(u8::is_ascii_digit) {
+            i = j;
+        }
+    }
+    i
+}
+
+/// Start of an escape sequence cut off by the end of the buffer.
+fn incomplete_escape(buf: &[u8]) -> Option<usize> {
+    let from = buf.len().saturating_sub(64);
+    let esc = from + memchr::memrchr(0x1b, &buf[from..])?;
+    let rest = &buf[esc + 1..];
+    let complete = match rest.first() {
+        None => false,
+        Some(b'[') => rest[1..].iter().any(|b| (0x40..=0x7e).contains(b)),
+        Some(b']') => rest.contains(&0x07) || rest.windows(2).any(|w| w == b"\x1b\\"),
+        Some(_) => true,
+    };
+    (!complete).then_some(esc)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Arc<Engine> {
+        Arc::new(Engine::builtin())
+    }
+
+    fn run(e: &Arc<Engine>, parts: &[&[u8]], hold: Hold) -> Vec<u8> {
+        let mut s = StreamRedactor::new(e.clone(), Style::default()).with_hold(hold);
+        let mut out = Vec::new();
+        for p in parts {
+            s.push(p, &mut out);
+        }
+        s.flush(&mut out);
+        out
+    }
+
+    #[test]
+    fn split_secret_is_masked() {
+        let e = engine();
+        let text = b"token ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p here\n";
+        let whole = e.redact(text, &Style::default()).output.into_owned();
+        assert!(!whole.windows(10).any(|w| w == b"ghp_R7kPq2"));
+        for cut in 1..text.len() {
+            assert_eq!(run(&e, &[&text[..cut], &text[cut..]], Hold::Line), whole, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn complete_lines_go_out_at_once() {
+        let e = engine();
+        let mut s = StreamRedactor::new(e, Style::default());
+        let mut out = Vec::new();
+        s.push(b"hello\nwor", &mut out);
+        assert_eq!(out, b"hello\n");
+        assert_eq!(s.held(), 3);
+    }
+
+    #[test]
+    fn token_mode_emits_all_but_the_token() {
+        let e = engine();
+        let mut s = StreamRedactor::new(e, Style::default()).with_hold(Hold::Token);
+        let mut out = Vec::new();
+        s.push(b"user@host:~$ ec", &mut out);
+        assert_eq!(out, b"user@host:~$ ");
+        assert_eq!(s.tail(), Tail::Plain);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let e = engine();
+        let mut s = StreamRedactor::new(e, Style::default()).with_max_hold(4096);
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            s.push(&[b'a'; 1000], &mut out);
+            s.push(b" ", &mut out);
+        }
+        assert!(s.held() <= 4096 + 1001, "held {}", s.held());
+        s.flush(&mut out);
+        assert_eq!(out.len(), 1000 * 1001);
+    }
+}
