@@ -10,36 +10,59 @@
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Masks {
     pub digit: u64,
-    pub upper: u64,
-    pub lower: u64,
+    pub alpha: u64,
     /// Alphanumerics plus `-` `_` `.` `+` `/`: bytes that can sit inside a token.
     pub token: u64,
     /// Space or dash: what may separate digit groups (`4111 1111`, `138-1234`).
     pub sep: u64,
     pub backslash: u64,
     pub percent: u64,
+    /// Bytes that may start an escape sequence, a backspace or an invisible
+    /// character (ESC, BS, and the UTF-8 lead bytes E1, E2, EF, C2).
+    pub special: u64,
 }
 
 impl Masks {
     #[inline]
     pub fn alnum(&self) -> u64 {
-        self.digit | self.upper | self.lower
+        self.digit | self.alpha
     }
 }
 
 pub(crate) const BLOCK: usize = 64;
 
-/// Classifies one block.
-#[inline]
-pub(crate) fn classify(block: &[u8; BLOCK]) -> Masks {
+/// Picks the widest SIMD the CPU has, once.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Classifier {
     #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: SSE2 is part of the x86_64 baseline.
-        unsafe { sse2::classify(block) }
+    avx2: bool,
+}
+
+impl Classifier {
+    pub fn new() -> Classifier {
+        Classifier {
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
+        }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        classify_scalar(block)
+
+    /// Classifies one block.
+    #[inline]
+    pub fn classify(&self, block: &[u8; BLOCK]) -> Masks {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.avx2 {
+                // SAFETY: AVX2 was detected at run time.
+                unsafe { avx2::classify(block) }
+            } else {
+                // SAFETY: SSE2 is part of the x86_64 baseline.
+                unsafe { sse2::classify(block) }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            classify_scalar(block)
+        }
     }
 }
 
@@ -51,11 +74,8 @@ pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
         if b.is_ascii_digit() {
             m.digit |= bit;
         }
-        if b.is_ascii_uppercase() {
-            m.upper |= bit;
-        }
-        if b.is_ascii_lowercase() {
-            m.lower |= bit;
+        if b.is_ascii_alphabetic() {
+            m.alpha |= bit;
         }
         if b.is_ascii_alphanumeric() || b"-_.+/".contains(&b) {
             m.token |= bit;
@@ -69,62 +89,73 @@ pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
         if b == b'%' {
             m.percent |= bit;
         }
+        if matches!(b, 0x1b | 0x08 | 0xe1 | 0xe2 | 0xef | 0xc2) {
+            m.special |= bit;
+        }
     }
     m
 }
 
-#[cfg(target_arch = "x86_64")]
-mod sse2 {
-    use super::{BLOCK, Masks};
-    use core::arch::x86_64::*;
+/// One SIMD implementation per vector width, from the same macro so the two
+/// cannot drift apart.
+macro_rules! simd_classify {
+    ($name:ident, $feature:literal, $vec:ty, $lanes:expr, $width:expr,
+     $load:ident, $set1:ident, $sub:ident, $min:ident, $cmpeq:ident, $or:ident, $movemask:ident, $mask_ty:ty) => {
+        #[cfg(target_arch = "x86_64")]
+        mod $name {
+            use super::{BLOCK, Masks};
+            use core::arch::x86_64::*;
 
-    #[inline(always)]
-    unsafe fn in_range(v: __m128i, lo: u8, hi: u8) -> __m128i {
-        // Unsigned `lo <= v <= hi` as `min(v - lo, hi - lo) == v - lo`.
-        unsafe {
-            let t = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(t, _mm_set1_epi8((hi - lo) as i8)), t)
-        }
-    }
+            #[inline(always)]
+            unsafe fn in_range(v: $vec, lo: u8, hi: u8) -> $vec {
+                // Unsigned `lo <= v <= hi` as `min(v - lo, hi - lo) == v - lo`.
+                unsafe {
+                    let t = $sub(v, $set1(lo as i8));
+                    $cmpeq($min(t, $set1((hi - lo) as i8)), t)
+                }
+            }
 
-    #[inline(always)]
-    unsafe fn eq(v: __m128i, c: u8) -> __m128i {
-        unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8)) }
-    }
+            #[inline(always)]
+            unsafe fn eq(v: $vec, c: u8) -> $vec {
+                unsafe { $cmpeq(v, $set1(c as i8)) }
+            }
 
-    #[inline(always)]
-    unsafe fn bits(v: __m128i) -> u64 {
-        unsafe { _mm_movemask_epi8(v) as u16 as u64 }
-    }
+            #[inline(always)]
+            unsafe fn bits(v: $vec) -> u64 {
+                unsafe { $movemask(v) as $mask_ty as u64 }
+            }
 
-    #[inline]
-    pub(super) unsafe fn classify(block: &[u8; BLOCK]) -> Masks {
-        let mut m = Masks::default();
-        for lane in 0..4 {
-            unsafe {
-                let v = _mm_loadu_si128(block.as_ptr().add(16 * lane) as *const __m128i);
-                let digit = in_range(v, b'0', b'9');
-                let upper = in_range(v, b'A', b'Z');
-                let lower = in_range(v, b'a', b'z');
-                let dash = eq(v, b'-');
-                let punct = _mm_or_si128(
-                    _mm_or_si128(dash, eq(v, b'_')),
-                    _mm_or_si128(eq(v, b'.'), _mm_or_si128(eq(v, b'+'), eq(v, b'/'))),
-                );
-                let token = _mm_or_si128(_mm_or_si128(digit, upper), _mm_or_si128(lower, punct));
-                let shift = 16 * lane;
-                m.digit |= bits(digit) << shift;
-                m.upper |= bits(upper) << shift;
-                m.lower |= bits(lower) << shift;
-                m.token |= bits(token) << shift;
-                m.sep |= bits(_mm_or_si128(eq(v, b' '), dash)) << shift;
-                m.backslash |= bits(eq(v, b'\\')) << shift;
-                m.percent |= bits(eq(v, b'%')) << shift;
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn classify(block: &[u8; BLOCK]) -> Masks {
+                let mut m = Masks::default();
+                for lane in 0..$lanes {
+                    unsafe {
+                        let v = $load(block.as_ptr().add($width * lane) as *const $vec);
+                        let digit = in_range(v, b'0', b'9');
+                        let alpha = in_range($or(v, $set1(0x20)), b'a', b'z');
+                        let dash = eq(v, b'-');
+                        let punct = $or($or(dash, eq(v, b'_')), $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))));
+                        let shift = $width * lane;
+                        m.digit |= bits(digit) << shift;
+                        m.alpha |= bits(alpha) << shift;
+                        m.token |= bits($or($or(digit, alpha), punct)) << shift;
+                        m.sep |= bits($or(eq(v, b' '), dash)) << shift;
+                        m.backslash |= bits(eq(v, b'\\')) << shift;
+                        m.percent |= bits(eq(v, b'%')) << shift;
+                        let special = $or($or(eq(v, 0x1b), eq(v, 0x08)), $or(eq(v, 0xe2), eq(v, 0xef)));
+                        m.special |= bits($or(special, $or(eq(v, 0xc2), eq(v, 0xe1)))) << shift;
+                    }
+                }
+                m
             }
         }
-        m
-    }
+    };
 }
+
+simd_classify!(sse2, "sse2", __m128i, 4, 16, _mm_loadu_si128, _mm_set1_epi8, _mm_sub_epi8, _mm_min_epu8,
+    _mm_cmpeq_epi8, _mm_or_si128, _mm_movemask_epi8, u16);
+simd_classify!(avx2, "avx2", __m256i, 2, 32, _mm256_loadu_si256, _mm256_set1_epi8, _mm256_sub_epi8, _mm256_min_epu8,
+    _mm256_cmpeq_epi8, _mm256_or_si256, _mm256_movemask_epi8, u32);
 
 /// Bit `p` set iff bits `p..p+len` of `w` are all set (`len` in 1..=64).
 #[inline]
@@ -145,6 +176,7 @@ pub(crate) fn runs_of(w: u128, len: u32) -> u128 {
 /// Walks a haystack block by block, giving each block's masks together
 /// with its neighbours' (needed to see runs and starts across block edges).
 pub(crate) struct BlockWalker<'h> {
+    classifier: Classifier,
     haystack: &'h [u8],
     next_at: usize,
     pub prev: Masks,
@@ -156,8 +188,9 @@ pub(crate) struct BlockWalker<'h> {
 }
 
 impl<'h> BlockWalker<'h> {
-    pub fn new(haystack: &'h [u8]) -> BlockWalker<'h> {
+    pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h> {
         let mut w = BlockWalker {
+            classifier,
             haystack,
             next_at: 0,
             prev: Masks::default(),
@@ -174,13 +207,13 @@ impl<'h> BlockWalker<'h> {
         let at = self.next_at;
         self.next_at += BLOCK;
         match self.haystack.get(at..at + BLOCK) {
-            Some(b) => classify(b.try_into().expect("a block is 64 bytes")),
+            Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
             None if at < self.haystack.len() => {
                 // Zero padding classifies as "nothing", which ends every run.
                 let mut pad = [0u8; BLOCK];
                 let tail = &self.haystack[at..];
                 pad[..tail.len()].copy_from_slice(tail);
-                classify(&pad)
+                self.classifier.classify(&pad)
             }
             None => Masks::default(),
         }
@@ -229,7 +262,9 @@ mod tests {
         #[test]
         fn simd_equals_scalar(bytes in proptest::collection::vec(any::<u8>(), 64)) {
             let block: [u8; 64] = bytes.try_into().unwrap();
-            prop_assert_eq!(classify(&block), classify_scalar(&block));
+            prop_assert_eq!(Classifier::new().classify(&block), classify_scalar(&block));
+            #[cfg(target_arch = "x86_64")]
+            prop_assert_eq!(unsafe { sse2::classify(&block) }, classify_scalar(&block));
         }
 
         #[test]
@@ -245,7 +280,7 @@ mod tests {
     #[test]
     fn walker_covers_tail() {
         let text = vec![b'7'; 130];
-        let mut w = BlockWalker::new(&text);
+        let mut w = BlockWalker::new(Classifier::new(), &text);
         let mut digits = 0;
         while w.advance() {
             digits += w.cur.digit.count_ones();

@@ -3,8 +3,9 @@
 use std::borrow::Cow;
 
 use regex_automata::meta::{self, Regex};
+use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
-use regex_automata::{Input, PatternID};
+use regex_automata::{Anchored, Input, PatternID};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -44,9 +45,10 @@ pub struct Redaction<'h> {
     pub findings: Vec<Finding>,
 }
 
-/// Bytes of context searched around a keyword when a rule's match has no upper bound.
-const UNBOUNDED_BACK: usize = 4 * 1024;
-const UNBOUNDED_FORWARD: usize = 64 * 1024;
+/// Bytes searched around a keyword when a rule's match has no upper bound.
+const UNBOUNDED_REACH: usize = 1024;
+/// How far a window is extended when a match runs into its end.
+const EXTENDED_REACH: usize = 256 * 1024;
 
 struct CompiledRule {
     rule: Rule,
@@ -73,6 +75,7 @@ pub struct Engine {
     rules: Vec<CompiledRule>,
     global_allow: Vec<CompiledAllowlist>,
     matcher: Prefilter,
+    placeholders: validate::PlaceholderCheck,
 }
 
 impl std::fmt::Debug for Engine {
@@ -189,7 +192,7 @@ impl Engine {
             triggers.push(trig);
         }
         let global_allow = set.allowlist.iter().map(|a| compile_allowlist(a, None)).collect::<Result<_, _>>()?;
-        Ok(Engine { rules, global_allow, matcher: Prefilter::new(&triggers) })
+        Ok(Engine { rules, global_allow, matcher: Prefilter::new(&triggers), placeholders: validate::PlaceholderCheck::new() })
     }
 
     /// The built-in rule pack, compiled.
@@ -243,11 +246,14 @@ impl Engine {
     /// Finds on the visible projection when the text needs one, and maps
     /// the findings back to raw offsets.
     pub(crate) fn find_projected(&self, haystack: &[u8]) -> (Vec<Finding>, Option<Projection>) {
-        if !normalize::needs_projection(haystack) {
-            return (self.find_plain(haystack), None);
+        let mut windows = Vec::new();
+        if self.matcher.windows(haystack, true, &mut windows) {
+            return (self.evaluate(haystack, windows), None);
         }
         let p = normalize::project(haystack);
-        let mut found = self.find_plain(&p.text);
+        windows.clear();
+        self.matcher.windows(&p.text, false, &mut windows);
+        let mut found = self.evaluate(&p.text, windows);
         for f in &mut found {
             (f.start, f.end) = p.raw_span(f.start, f.end);
             (f.match_start, f.match_end) = p.raw_span(f.match_start, f.match_end);
@@ -255,36 +261,51 @@ impl Engine {
         (found, Some(p))
     }
 
-    fn find_plain(&self, h: &[u8]) -> Vec<Finding> {
-        let mut windows = Vec::new();
-        self.matcher.windows(h, &mut windows);
+    /// Runs each rule's regex in its windows.
+    fn evaluate(&self, h: &[u8], mut windows: Vec<Window>) -> Vec<Finding> {
         if windows.is_empty() {
             return Vec::new();
         }
         windows.sort_unstable();
+        windows.dedup();
+        let mut caps: Vec<Option<Captures>> = Vec::new();
+        caps.resize_with(self.rules.len(), || None);
         let mut found = Vec::new();
         let mut i = 0;
         while i < windows.len() {
-            let Window { rule, start, mut end } = windows[i];
+            let Window { rule, anchored, start, mut end } = windows[i];
             i += 1;
-            while i < windows.len() && windows[i].rule == rule && windows[i].start <= end {
-                end = end.max(windows[i].end);
-                i += 1;
+            if !anchored {
+                while i < windows.len() && windows[i].rule == rule && !windows[i].anchored && windows[i].start <= end {
+                    end = end.max(windows[i].end);
+                    i += 1;
+                }
             }
-            self.run_rule(rule as usize, h, start, end, &mut found);
+            let caps = caps[rule as usize].get_or_insert_with(|| self.rules[rule as usize].regex.create_captures());
+            self.run_rule(rule as usize, h, Window { rule, anchored, start, end }, caps, &mut found);
         }
         found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
         found.dedup();
         found
     }
 
-    fn run_rule(&self, index: usize, h: &[u8], start: usize, end: usize, out: &mut Vec<Finding>) {
+    fn run_rule(&self, index: usize, h: &[u8], w: Window, caps: &mut Captures, out: &mut Vec<Finding>) {
         let cr = &self.rules[index];
-        let mut caps = cr.regex.create_captures();
-        let mut input = Input::new(h).range(start..end);
+        let anchored = if w.anchored { Anchored::Yes } else { Anchored::No };
+        let mut input = Input::new(h).range(w.start..w.end).anchored(anchored);
         loop {
-            cr.regex.search_captures(&input, &mut caps);
-            let Some(m) = caps.get_match() else { break };
+            cr.regex.search_captures(&input, caps);
+            let Some(mut m) = caps.get_match() else { break };
+            let continues = h.get(input.end()).is_some_and(|&b| cr.multiline || b != b'\n');
+            if m.end() == input.end() && continues && input.end() < w.start + EXTENDED_REACH {
+                // The match ran into the window's end: it may be longer.
+                let wider = input.clone().range(m.start()..h.len().min(w.start + EXTENDED_REACH)).anchored(Anchored::Yes);
+                cr.regex.search_captures(&wider, caps);
+                match caps.get_match() {
+                    Some(longer) => m = longer,
+                    None => break,
+                }
+            }
             if let Some(secret) = caps.get_group(cr.secret_group).filter(|s| !s.is_empty()) {
                 let (s, e) = snap_to_chars(h, secret.start, secret.end);
                 let f = Finding { rule: index, start: s, end: e, match_start: m.start().min(s), match_end: m.end().max(e) };
@@ -292,8 +313,11 @@ impl Engine {
                     out.push(f);
                 }
             }
+            if w.anchored {
+                break;
+            }
             let next = if m.is_empty() { m.end() + 1 } else { m.end() };
-            if next > end {
+            if next > input.end() {
                 break;
             }
             input.set_start(next);
@@ -310,6 +334,9 @@ impl Engine {
                 return false;
             }
         }
+        if !cr.rule.validators.iter().all(|&v| validate::check(v, secret, &self.placeholders)) {
+            return false;
+        }
         if cr.rule.placeholder_check {
             let lower = secret.to_ascii_lowercase();
             let body = cr
@@ -319,11 +346,11 @@ impl Engine {
                 .map(|p| &secret[p.len()..])
                 .min_by_key(|b| b.len())
                 .unwrap_or(secret);
-            if validate::looks_like_placeholder(body) {
+            if self.placeholders.matches(body) {
                 return false;
             }
         }
-        cr.rule.validators.iter().all(|&v| validate::check(v, secret))
+        true
     }
 
     /// Finds and masks every secret. Overlapping findings are masked as one
@@ -423,10 +450,8 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let min_len = props.minimum_len().unwrap_or(0);
     let max_len = props.maximum_len();
     let multiline = can_match_newline(&hir);
-    let reach = match max_len {
-        Some(m) => Reach { back: m.min(UNBOUNDED_BACK), forward: m.min(UNBOUNDED_FORWARD), multiline },
-        None => Reach { back: UNBOUNDED_BACK, forward: UNBOUNDED_FORWARD, multiline },
-    };
+    let bound = max_len.unwrap_or(UNBOUNDED_REACH).min(EXTENDED_REACH);
+    let reach = Reach { back: bound, forward: bound, multiline };
     let mut prefixes: Vec<Vec<u8>> = Vec::new();
     let mut keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
     for p in &rule.prefixes {

@@ -47,4 +47,4 @@ pub use error::RuleError;
 pub use redact::{DEFAULT_MASK, Style};
 pub use rules::{AllowTarget, Allowlist, Condition, Mode, Rule, RuleSet, SecretGroup, Severity, Validator};
 pub use stream::{Hold, StreamRedactor};
-pub use validate::{looks_like_placeholder, luhn, prc_resident_id, shannon_entropy};
+pub use validate::{luhn, prc_resident_id, shannon_entropy};

@@ -22,7 +22,8 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
-use crate::classify::{BLOCK, BlockWalker, from_ahead, from_behind, runs_of, wide};
+use crate::classify::{BLOCK, BlockWalker, Classifier, from_ahead, from_behind, runs_of, wide};
+use crate::normalize;
 
 /// Whether a token is, or could become, the start of a known secret prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub(crate) enum PrefixState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Window {
     pub rule: u32,
+    /// Whether the match must start at `start` (a token start with a prefix).
+    pub anchored: bool,
     pub start: usize,
     pub end: usize,
 }
@@ -44,13 +47,19 @@ pub(crate) struct Window {
 /// report every place where a rule could match (a miss here is a leak);
 /// extra windows only cost time.
 pub(crate) trait Matcher: Send + Sync {
-    fn windows(&self, haystack: &[u8], out: &mut Vec<Window>);
+    /// Appends the windows to `out`. With `check_visible`, returns false
+    /// (and leaves `out` incomplete) as soon as the text turns out to hold
+    /// escape sequences, backspaces or invisible characters: it must then be
+    /// projected (see `normalize`) and matched again.
+    fn windows(&self, haystack: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool;
 }
 
-/// How far around a trigger a rule's match can lie.
+/// How far around a trigger a rule's match can lie. A match that reaches
+/// the end of its window is searched again in a longer one, so for rules
+/// without an upper bound these are search distances, not limits.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Reach {
-    /// Bytes before the trigger the match may start at.
+    /// Bytes before a keyword the match may start at.
     pub back: usize,
     /// Bytes after the trigger the match may end at.
     pub forward: usize,
@@ -72,12 +81,16 @@ pub(crate) struct Triggers {
 /// Teddy stays fast up to a few dozen seeds; past that the DFA wins.
 const TEDDY_MAX_SEEDS: usize = 40;
 /// Text is case-folded for Teddy in segments of this size.
-const FOLD_SEGMENT: usize = 256 * 1024;
+const FOLD_SEGMENT: usize = 64 * 1024;
 /// The shortest token length checked for prefixes, whatever the rules say.
 const MIN_TOKEN_FLOOR: usize = 6;
+/// Past this many bytes without a break, a token run is a blob (base64
+/// image data, a hex dump): only its start is looked at for prefixes.
+const LONG_RUN: usize = 1024;
 
 /// The pure-Rust matcher described in the module documentation.
 pub(crate) struct Prefilter {
+    classifier: Classifier,
     reach: Vec<Reach>,
     prefixes: Option<PrefixIndex>,
     keywords: Option<KeywordIndex>,
@@ -86,6 +99,9 @@ pub(crate) struct Prefilter {
 }
 
 struct PrefixIndex {
+    /// Bit per case-folded first two bytes of a prefix: a one-load reject
+    /// for the many token starts that begin no prefix.
+    pairs: Box<[u64; 1024]>,
     dfa: DFA,
     /// Rules and length of each prefix pattern.
     patterns: Vec<(Vec<u32>, usize)>,
@@ -141,6 +157,7 @@ impl Prefilter {
             }
         }
         Prefilter {
+            classifier: Classifier::new(),
             reach,
             prefixes: PrefixIndex::new(prefix_lits, min_token),
             keywords: KeywordIndex::new(keyword_lits),
@@ -180,8 +197,9 @@ impl Prefilter {
         PrefixState::Partial
     }
 
-    fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, back: usize) {
+    fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, anchored: bool) {
         let reach = self.reach[rule as usize];
+        let back = if anchored { 0 } else { reach.back };
         let mut start = hit_start.saturating_sub(back);
         let mut end = (hit_end + reach.forward).min(h.len());
         if !reach.multiline {
@@ -192,35 +210,50 @@ impl Prefilter {
                 end = hit_end + nl;
             }
         }
-        out.push(Window { rule, start, end });
+        out.push(Window { rule, anchored, start, end });
     }
 
-    fn scan_blocks(&self, h: &[u8], out: &mut Vec<Window>) {
-        let mut w = BlockWalker::new(h);
+    /// Returns false when `check_visible` is set and the text needs projecting.
+    fn scan_blocks(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        let mut w = BlockWalker::new(self.classifier, h);
+        // Length of the token run reaching the end of the previous block.
+        let mut run = 0usize;
         while w.advance() {
             let (p, c, n) = (&w.prev, &w.cur, &w.next);
-            if let Some(pi) = &self.prefixes {
+            if check_visible && c.special != 0 {
+                let mut m = c.special;
+                while m != 0 {
+                    if normalize::changes_at(h, w.at + m.trailing_zeros() as usize) {
+                        return false;
+                    }
+                    m &= m - 1;
+                }
+            }
+            let inside_blob = c.token == u64::MAX && run >= LONG_RUN;
+            run = if c.token == u64::MAX { run + BLOCK } else { c.token.leading_ones() as usize };
+            if let Some(pi) = self.prefixes.as_ref().filter(|_| !inside_blob) {
                 let alnum = c.alnum();
                 let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
-                // camelCase (`apiKey`), escaped (`\nsk-...`) and percent-encoded (`%3Dsk-...`) starts
-                starts |= c.upper & from_behind(p.lower, c.lower, 1);
+                // Starts after an escaped newline (`\nsk-...`) or a percent-encoding (`%3Dsk-...`).
                 starts |= alnum & from_behind(p.backslash, c.backslash, 2);
                 starts |= alnum & from_behind(p.percent, c.percent, 3);
-                let mut cand = starts & runs_of(wide(c.token, n.token), pi.min_token) as u64;
-                while cand != 0 {
-                    let at = w.at + cand.trailing_zeros() as usize;
-                    cand &= cand - 1;
-                    self.prefix_at(pi, h, at, out);
+                if starts != 0 {
+                    let mut cand = starts & runs_of(wide(c.token, n.token), pi.min_token) as u64;
+                    while cand != 0 {
+                        let at = w.at + cand.trailing_zeros() as usize;
+                        cand &= cand - 1;
+                        self.prefix_at(pi, h, at, out);
+                    }
                 }
             }
             if let Some(di) = &self.digits {
+                if c.digit == 0 {
+                    continue;
+                }
                 let grouped = |prev: u64, cur: &crate::classify::Masks, next: u64| {
                     cur.digit | (cur.sep & from_behind(prev, cur.digit, 1) & from_ahead(cur.digit, next, 1))
                 };
                 let ds = grouped(p.digit, c, n.digit);
-                if ds == 0 {
-                    continue;
-                }
                 let ds_next = grouped(c.digit, n, 0);
                 let run_start = c.digit
                     & !(from_behind(p.digit, c.digit, 1)
@@ -233,9 +266,13 @@ impl Prefilter {
                 }
             }
         }
+        true
     }
 
     fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
+        if !pi.pair_may_start(h, at) {
+            return;
+        }
         let dfa = &pi.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return };
         for &b in &h[at..] {
@@ -248,7 +285,7 @@ impl Prefilter {
                     for i in 0..dfa.match_len(sid) {
                         let (rules, len) = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
                         for &r in rules {
-                            self.push(h, out, r, at, at + len, 2);
+                            self.push(h, out, r, at, at + len, true);
                         }
                     }
                 }
@@ -282,31 +319,35 @@ impl Prefilter {
         // One byte more so a trailing check character (`...002X`) is in range.
         let end = (end + 1).min(h.len());
         for &r in &di.rules {
-            out.push(Window { rule: r, start: at, end });
+            out.push(Window { rule: r, anchored: false, start: at, end });
         }
     }
 }
 
 impl Matcher for Prefilter {
-    fn windows(&self, h: &[u8], out: &mut Vec<Window>) {
+    fn windows(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
         if h.is_empty() {
-            return;
+            return true;
         }
         if self.prefixes.is_some() || self.digits.is_some() {
-            self.scan_blocks(h, out);
+            if !self.scan_blocks(h, check_visible, out) {
+                return false;
+            }
+        } else if check_visible && normalize::needs_projection(self.classifier, h) {
+            return false;
         }
         if let Some(ki) = &self.keywords {
             ki.find(h, |kw, start| {
                 let (lit, rules) = &ki.keywords[kw as usize];
                 for &r in rules {
-                    let back = self.reach[r as usize].back;
-                    self.push(h, out, r, start, start + lit.len(), back);
+                    self.push(h, out, r, start, start + lit.len(), false);
                 }
             });
         }
         for &r in &self.always {
-            out.push(Window { rule: r, start: 0, end: h.len() });
+            out.push(Window { rule: r, anchored: false, start: 0, end: h.len() });
         }
+        true
     }
 }
 
@@ -329,7 +370,30 @@ impl PrefixIndex {
             .build(patterns.iter().map(|(l, _)| l))
             .expect("a DFA over a few hundred short literals always builds");
         let min_token = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32;
-        Some(PrefixIndex { dfa, patterns: patterns.into_iter().map(|(l, r)| (r, l.len())).collect(), min_token })
+        let mut pairs = Box::new([0u64; 1024]);
+        for (lit, _) in &patterns {
+            let i = pair_index(lit[0], lit[1]);
+            pairs[i / 64] |= 1 << (i % 64);
+        }
+        Some(PrefixIndex { pairs, dfa, patterns: patterns.into_iter().map(|(l, r)| (r, l.len())).collect(), min_token })
+    }
+}
+
+#[inline]
+fn pair_index(a: u8, b: u8) -> usize {
+    ((a | 0x20) as usize) << 8 | (b | 0x20) as usize
+}
+
+impl PrefixIndex {
+    #[inline]
+    fn pair_may_start(&self, h: &[u8], at: usize) -> bool {
+        match h.get(at..at + 2) {
+            Some(&[a, b]) => {
+                let i = pair_index(a, b);
+                self.pairs[i / 64] >> (i % 64) & 1 == 1
+            }
+            _ => false,
+        }
     }
 }
 
@@ -462,7 +526,7 @@ mod tests {
 
     fn windows(m: &Prefilter, h: &str) -> Vec<Window> {
         let mut out = Vec::new();
-        m.windows(h.as_bytes(), &mut out);
+        assert!(m.windows(h.as_bytes(), true, &mut out));
         out
     }
 
@@ -471,7 +535,8 @@ mod tests {
         let m = Prefilter::new(&[triggers(&["ghp_"], &[], None)]);
         let w = windows(&m, "token=ghp_0123456789abcdefghijklmnopqrstuvwxyz");
         assert_eq!(w.len(), 1);
-        assert_eq!(w[0].start, 4);
+        assert_eq!(w[0].start, 6);
+        assert!(w[0].anchored);
         assert!(windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(), "inside a word");
         assert!(windows(&m, "ghp_x").is_empty(), "too short to be a token");
         let w = windows(&m, "\"line\\nghp_0123456789abcdefghijklmnopqrstuvwxyz\"");
@@ -525,3 +590,4 @@ mod tests {
         assert!(!seed.contains(&b'-') || off > 3, "{}", String::from_utf8_lossy(seed));
     }
 }
+

@@ -8,6 +8,8 @@
 //! back, and escape sequences inside a masked span are kept so the
 //! terminal's state (colours, line erasure) stays right.
 
+use crate::classify::{BLOCK, Classifier};
+
 /// Text as displayed, with the raw offset of every byte.
 pub(crate) struct Projection {
     pub text: Vec<u8>,
@@ -35,14 +37,27 @@ fn invisible_at(h: &[u8], i: usize) -> Option<usize> {
     INVISIBLE.iter().find(|z| h[i..].starts_with(z)).map(|z| z.len())
 }
 
+/// Whether the byte at `i` starts something the projection changes: an
+/// escape sequence, a backspace or an invisible character.
+#[inline]
+pub(crate) fn changes_at(h: &[u8], i: usize) -> bool {
+    h[i] == ESC || h[i] == BS || (h[i] >= 0xc2 && invisible_at(h, i).is_some())
+}
+
 /// Whether the text holds anything the projection would change.
-pub(crate) fn needs_projection(h: &[u8]) -> bool {
-    if memchr::memchr2(ESC, BS, h).is_some() {
-        return true;
+pub(crate) fn needs_projection(classifier: Classifier, h: &[u8]) -> bool {
+    let mut blocks = h.chunks_exact(BLOCK);
+    for (k, b) in blocks.by_ref().enumerate() {
+        let mut m = classifier.classify(b.try_into().expect("a block is 64 bytes")).special;
+        while m != 0 {
+            if changes_at(h, k * BLOCK + m.trailing_zeros() as usize) {
+                return true;
+            }
+            m &= m - 1;
+        }
     }
-    memchr::memchr3_iter(0xe2, 0xef, 0xc2, h)
-        .chain(memchr::memchr_iter(0xe1, h))
-        .any(|i| invisible_at(h, i).is_some())
+    let base = h.len() - blocks.remainder().len();
+    (base..h.len()).any(|i| changes_at(h, i))
 }
 
 /// Length of the escape sequence at `h[i]` (which is ESC), and whether it is
@@ -146,7 +161,7 @@ mod tests {
     #[test]
     fn colour_codes_are_transparent() {
         let raw = b"\x1b[01;31m\x1b[Ksk-proj\x1b[m\x1b[K-riGp";
-        assert!(needs_projection(raw));
+        assert!(needs_projection(Classifier::new(), raw));
         assert_eq!(visible(raw), "sk-proj-riGp");
         let p = project(raw);
         assert_eq!(p.raw_span(0, 12), (11, raw.len()));
@@ -167,9 +182,11 @@ mod tests {
     #[test]
     fn zero_width_removed() {
         let raw = "s\u{200b}k\u{200b}-\u{200b}a".as_bytes();
-        assert!(needs_projection(raw));
+        assert!(needs_projection(Classifier::new(), raw));
         assert_eq!(visible(raw), "sk-a");
-        assert!(!needs_projection("█ progress ━━".as_bytes()));
+        assert!(!needs_projection(Classifier::new(), "█ progress ━━".as_bytes()));
+        let long = format!("{}\u{200b}", "a".repeat(100));
+        assert!(needs_projection(Classifier::new(), long.as_bytes()));
     }
 
     #[test]

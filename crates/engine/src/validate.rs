@@ -7,7 +7,7 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 use crate::rules::Validator;
 
 /// Runs one validator on a candidate secret.
-pub(crate) fn check(v: Validator, secret: &[u8]) -> bool {
+pub(crate) fn check(v: Validator, secret: &[u8], placeholders: &PlaceholderCheck) -> bool {
     match v {
         Validator::Luhn => luhn(secret),
         Validator::PrcId => prc_resident_id(secret),
@@ -15,7 +15,7 @@ pub(crate) fn check(v: Validator, secret: &[u8]) -> bool {
         Validator::Jwt => jwt(secret),
         Validator::Pem => pem_body(secret),
         Validator::Base64Json => base64_json(strip_to_base64(secret)),
-        Validator::UrlPassword => url_password(secret),
+        Validator::UrlPassword => url_password(secret, placeholders),
         Validator::Alphanumeric => {
             secret.iter().any(u8::is_ascii_alphabetic) && secret.iter().any(u8::is_ascii_digit)
         }
@@ -245,13 +245,13 @@ const DEFAULT_PASSWORDS: &[&str] = &[
 
 /// The password part of `user:password` (URL userinfo or a bare pair): not a
 /// placeholder, not a documented default, not equal to the user name.
-pub fn url_password(s: &[u8]) -> bool {
+pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
     let (user, pass) = match s.iter().position(|&b| b == b':') {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (&b""[..], s),
     };
     let pass = pass.strip_suffix(b"@").unwrap_or(pass);
-    if pass.is_empty() || looks_like_placeholder(pass) {
+    if pass.is_empty() || placeholders.matches(pass) {
         return false;
     }
     let lower = pass.to_ascii_lowercase();
@@ -275,26 +275,40 @@ const PLACEHOLDER_MARKS: &[&str] = &[
     "your-", "yourkey", "example", "placeholder", "[redacted", "redacted]", "(redacted",
 ];
 
-/// Whether a value (with any vendor prefix already removed) is a placeholder,
-/// an elided or masked value, a template reference or a toy sequence.
-pub fn looks_like_placeholder(v: &[u8]) -> bool {
-    if v.is_empty() {
-        return true;
+/// Recognises placeholders: elided, masked or templated values and toy sequences.
+pub(crate) struct PlaceholderCheck {
+    marks: aho_corasick::AhoCorasick,
+}
+
+impl PlaceholderCheck {
+    pub fn new() -> PlaceholderCheck {
+        let marks = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(PLACEHOLDER_MARKS)
+            .expect("placeholder marks build");
+        PlaceholderCheck { marks }
     }
-    let lower = v.to_ascii_lowercase();
-    if PLACEHOLDER_MARKS.iter().any(|m| memchr::memmem::find(&lower, m.as_bytes()).is_some()) {
-        return true;
+
+    /// Whether a value (with any vendor prefix already removed) is a placeholder.
+    pub fn matches(&self, v: &[u8]) -> bool {
+        if v.is_empty() {
+            return true;
+        }
+        if self.marks.is_match(v) {
+            return true;
+        }
+        if v.len() >= 3 && v.iter().all(|&b| b == v[0]) {
+            return true;
+        }
+        if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{')) && matches!(v.last(), Some(b'>' | b'%' | b'}')) {
+            return true;
+        }
+        let lower = v.to_ascii_lowercase();
+        if has_ascending_run(&lower, 8) {
+            return true;
+        }
+        words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
     }
-    if v.len() >= 3 && v.iter().all(|&b| b == v[0]) {
-        return true;
-    }
-    if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{')) && matches!(v.last(), Some(b'>' | b'%' | b'}')) {
-        return true;
-    }
-    if has_ascending_run(&lower, 8) {
-        return true;
-    }
-    words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
 }
 
 /// Splits at non-alphanumeric bytes and at letter/digit transitions.
@@ -424,19 +438,20 @@ mod tests {
         for p in ["xxxxxxxxxxxxxxxx", "your-api-key-here", "<token>", "${API_KEY}", "********", "test-secret", "None",
             "abcdefghijklmnop", "1234567890", "changeme", "EXAMPLEKEY", "os.environ['KEY']", "YOUR_API_KEY", "sk-a****awAA"]
         {
-            assert!(looks_like_placeholder(p.as_bytes()), "{p} should be a placeholder");
+            assert!(PlaceholderCheck::new().matches(p.as_bytes()), "{p} should be a placeholder");
         }
         for s in ["Summer2024!", "R7kPq2LmN9xVt4Hs8WzC", "Contest2024", "hunter2-Qx9"] {
-            assert!(!looks_like_placeholder(s.as_bytes()), "{s} is not a placeholder");
+            assert!(!PlaceholderCheck::new().matches(s.as_bytes()), "{s} is not a placeholder");
         }
     }
 
     #[test]
     fn url_passwords() {
-        assert!(url_password(b"app:Xk29vLq7mZ"));
-        assert!(!url_password(b"user:password"));
-        assert!(!url_password(b"postgres:postgres"));
-        assert!(!url_password(b"app:${DB_PASSWORD}"));
+        let p = PlaceholderCheck::new();
+        assert!(url_password(b"app:Xk29vLq7mZ", &p));
+        assert!(!url_password(b"user:password", &p));
+        assert!(!url_password(b"postgres:postgres", &p));
+        assert!(!url_password(b"app:${DB_PASSWORD}", &p));
     }
 
     #[test]
