@@ -55,6 +55,7 @@ struct CompiledRule {
     regex: Regex,
     secret_group: usize,
     allow: Vec<CompiledAllowlist>,
+    context: Vec<Regex>,
     /// Lower-cased prefixes, stripped before the placeholder check.
     prefixes: Vec<Vec<u8>>,
     /// Whether a match can span lines.
@@ -158,11 +159,7 @@ impl CompiledAllowlist {
         let target = match self.target {
             AllowTarget::Secret => secret,
             AllowTarget::Match => &h[f.match_start..f.match_end],
-            AllowTarget::Line => {
-                let s = memchr::memrchr(b'\n', &h[..f.match_start]).map_or(0, |i| i + 1);
-                let e = memchr::memchr(b'\n', &h[f.match_end..]).map_or(h.len(), |i| f.match_end + i);
-                &h[s..e]
-            }
+            AllowTarget::Line => line_of(h, f.match_start, f.match_end),
         };
         let checks = [
             (!self.regexes.is_empty()).then(|| self.regexes.iter().any(|r| r.is_match(target))),
@@ -334,7 +331,7 @@ impl Engine {
                 return false;
             }
         }
-        if !cr.rule.validators.iter().all(|&v| validate::check(v, secret, &self.placeholders)) {
+        if !cr.rule.validators.iter().all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders)) {
             return false;
         }
         if cr.rule.placeholder_check {
@@ -350,7 +347,10 @@ impl Engine {
                 return false;
             }
         }
-        true
+        cr.context.is_empty() || {
+            let line = line_of(h, f.match_start, f.match_end);
+            cr.context.iter().any(|r| r.is_match(line))
+        }
     }
 
     /// Finds and masks every secret. Overlapping findings are masked as one
@@ -374,41 +374,31 @@ impl Engine {
         projection: Option<&Projection>,
         out: &mut Vec<u8>,
     ) {
-        let spans = merge_spans(findings, |f| self.rule(f.rule).id.as_str(), |s, e| visible_len(projection, s, e));
+        let spans = merge_spans(findings, |f| self.rule(f.rule).id.as_str());
         let escapes = projection.map_or(&[][..], |p| &p.escapes);
         redact::apply(h, &spans, style, escapes, out);
     }
 }
 
-/// Number of visible bytes in the raw range `start..end`.
-fn visible_len(projection: Option<&Projection>, start: usize, end: usize) -> usize {
-    match projection {
-        None => end - start,
-        Some(p) => {
-            let a = p.map.partition_point(|&r| r < start);
-            let b = p.map.partition_point(|&r| r < end);
-            b - a
-        }
-    }
+/// The line(s) holding `start..end`, at most 1 KiB to each side.
+fn line_of(h: &[u8], start: usize, end: usize) -> &[u8] {
+    let lo = start.saturating_sub(1024);
+    let hi = (end + 1024).min(h.len());
+    let s = memchr::memrchr(b'\n', &h[lo..start]).map_or(lo, |i| lo + i + 1);
+    let e = memchr::memchr(b'\n', &h[end..hi]).map_or(hi, |i| end + i);
+    &h[s..e]
 }
 
 /// Sorted findings to disjoint spans; overlapping ones become one.
-pub(crate) fn merge_spans<'a>(
-    findings: &[Finding],
-    rule_id: impl Fn(&Finding) -> &'a str,
-    visible: impl Fn(usize, usize) -> usize,
-) -> Vec<Span<'a>> {
+pub(crate) fn merge_spans<'a>(findings: &[Finding], rule_id: impl Fn(&Finding) -> &'a str) -> Vec<Span<'a>> {
     let mut spans: Vec<Span<'a>> = Vec::with_capacity(findings.len());
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
     for f in sorted {
         match spans.last_mut() {
             Some(last) if f.start < last.end => last.end = last.end.max(f.end),
-            _ => spans.push(Span { start: f.start, end: f.end, rule_id: rule_id(f), visible: 0 }),
+            _ => spans.push(Span { start: f.start, end: f.end, rule_id: rule_id(f) }),
         }
-    }
-    for s in &mut spans {
-        s.visible = visible(s.start, s.end);
     }
     spans
 }
@@ -470,10 +460,20 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
         }
     }
     let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
+    let context = rule
+        .context
+        .iter()
+        .map(|r| {
+            parse_hir(r)
+                .and_then(|h| build_regex(&h))
+                .map_err(|e| RuleError::rule(id, format!("context regex `{r}` does not compile: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     let compiled = CompiledRule {
         regex,
         secret_group,
         allow,
+        context,
         prefixes: prefixes.iter().map(|p| p.to_ascii_lowercase()).collect(),
         multiline,
         rule: rule.clone(),
@@ -521,7 +521,8 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let r = e.redact(text, &Style::default());
         assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done");
         let r = e.redact(text, &Style::SameWidth(b'*'));
-        assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K****************************************\x1b[m\x1b[K done");
+        let expected = format!("\x1b[01;31m\x1b[K{}\x1b[m\x1b[K{} done", "*".repeat(15), "*".repeat(25));
+        assert_eq!(r.output.as_ref(), expected.as_bytes(), "escapes stay where they were");
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
             min_digits: None,
             entropy: r.entropy.filter(|&e| e > 0.0),
             validators: Vec::new(),
+            context: Vec::new(),
             placeholder_check: true,
             allowlist,
             mode: None,

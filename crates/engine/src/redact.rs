@@ -15,8 +15,9 @@ pub enum Style {
     RuleId,
     /// The first `n` characters of the secret, then `[REDACTED]` (`sk-proj-[REDACTED]`).
     KeepPrefix(usize),
-    /// One mask byte per byte of the secret, so widths and offsets do not
-    /// shift (terminals, fixed-width and binary-adjacent output).
+    /// One mask byte per byte of the secret, line breaks kept, so widths,
+    /// offsets and line numbers do not shift (terminals, fixed-width and
+    /// binary-adjacent output).
     SameWidth(u8),
 }
 
@@ -73,42 +74,54 @@ pub(crate) struct Span<'a> {
     pub start: usize,
     pub end: usize,
     pub rule_id: &'a str,
-    /// Number of visible characters, for same-width masks of projected text.
-    pub visible: usize,
 }
 
-/// Writes `h` with `spans` replaced into `out`. `escapes` are raw ranges to
-/// keep even inside a span.
+/// Writes `h` with `spans` replaced into `out`. `escapes` are sorted raw
+/// ranges of terminal escape sequences, kept even inside a span.
 pub(crate) fn apply(h: &[u8], spans: &[Span<'_>], style: &Style, escapes: &[(usize, usize)], out: &mut Vec<u8>) {
     let mut at = 0;
     let mut esc = 0;
     for s in spans {
         out.extend_from_slice(&h[at..s.start]);
-        write_mask(&h[s.start..s.end], s, style, out);
         while esc < escapes.len() && escapes[esc].1 <= s.start {
             esc += 1;
         }
-        let mut e = esc;
-        while e < escapes.len() && escapes[e].0 < s.end {
-            let (a, b) = (escapes[e].0.max(s.start), escapes[e].1.min(s.end));
-            out.extend_from_slice(&h[a..b]);
-            e += 1;
+        let inside: Vec<(usize, usize)> = escapes[esc..]
+            .iter()
+            .take_while(|e| e.0 < s.end)
+            .map(|e| (e.0.max(s.start), e.1.min(s.end)))
+            .collect();
+        match style {
+            Style::SameWidth(c) => {
+                let mut i = s.start;
+                for &(a, b) in inside.iter().chain(std::iter::once(&(s.end, s.end))) {
+                    out.extend(h[i..a].iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c }));
+                    out.extend_from_slice(&h[a..b]);
+                    i = b;
+                }
+            }
+            _ => {
+                write_mask(&h[s.start..s.end], s.rule_id, style, out);
+                for &(a, b) in &inside {
+                    out.extend_from_slice(&h[a..b]);
+                }
+            }
         }
         at = s.end;
     }
     out.extend_from_slice(&h[at..]);
 }
 
-fn write_mask(secret: &[u8], s: &Span<'_>, style: &Style, out: &mut Vec<u8>) {
+fn write_mask(secret: &[u8], rule_id: &str, style: &Style, out: &mut Vec<u8>) {
     match style {
         Style::Text(t) => out.extend_from_slice(t.as_bytes()),
         Style::RuleId => {
             out.extend_from_slice(b"[REDACTED:");
-            out.extend_from_slice(s.rule_id.as_bytes());
+            out.extend_from_slice(rule_id.as_bytes());
             out.push(b']');
         }
         Style::KeepPrefix(n) => {
-            // Keep whole characters only, and never the whole secret.
+            // Keep whole characters only, and never most of the secret.
             let mut keep = 0;
             let mut chars = 0;
             while keep < secret.len() && chars < *n {
@@ -116,11 +129,11 @@ fn write_mask(secret: &[u8], s: &Span<'_>, style: &Style, out: &mut Vec<u8>) {
                 chars += 1;
             }
             if keep < secret.len() / 2 + 1 && keep < secret.len() {
-                out.extend_from_slice(&secret[..keep.min(secret.len())]);
+                out.extend_from_slice(&secret[..keep]);
             }
             out.extend_from_slice(DEFAULT_MASK.as_bytes());
         }
-        Style::SameWidth(c) => out.extend(std::iter::repeat_n(*c, s.visible)),
+        Style::SameWidth(c) => out.extend(secret.iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c })),
     }
 }
 
@@ -138,8 +151,7 @@ mod tests {
     use super::*;
 
     fn run(h: &str, spans: &[(usize, usize)], style: &Style) -> String {
-        let spans: Vec<Span> =
-            spans.iter().map(|&(start, end)| Span { start, end, rule_id: "r", visible: end - start }).collect();
+        let spans: Vec<Span> = spans.iter().map(|&(start, end)| Span { start, end, rule_id: "r" }).collect();
         let mut out = Vec::new();
         apply(h.as_bytes(), &spans, style, &[], &mut out);
         String::from_utf8(out).unwrap()
@@ -170,9 +182,17 @@ mod tests {
     #[test]
     fn escapes_inside_span_survive() {
         let h = b"\x1b[31msk-ab\x1b[0mcd rest";
-        let spans = [Span { start: 5, end: 16, rule_id: "r", visible: 7 }];
+        let spans = [Span { start: 5, end: 16, rule_id: "r" }];
         let mut out = Vec::new();
         apply(h, &spans, &Style::default(), &[(0, 5), (10, 14)], &mut out);
         assert_eq!(out, b"\x1b[31m[REDACTED]\x1b[0m rest");
+        out.clear();
+        apply(h, &spans, &Style::SameWidth(b'*'), &[(0, 5), (10, 14)], &mut out);
+        assert_eq!(out, b"\x1b[31m*****\x1b[0m** rest");
+    }
+
+    #[test]
+    fn same_width_keeps_lines() {
+        assert_eq!(run("a KEY\nBODY\nEND b", &[(2, 14)], &Style::SameWidth(b'*')), "a ***\n****\n*** b");
     }
 }

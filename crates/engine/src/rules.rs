@@ -111,6 +111,13 @@ pub enum Validator {
     UrlPassword,
     /// Mixed character classes: at least a letter and a digit.
     Alphanumeric,
+    /// A literal value, not a code reference: not an identifier, attribute
+    /// chain or call (`args.password`, `pw`, `getpass()`, `str`).
+    Literal,
+    /// Base64 of `user:password` whose password passes `url-password`.
+    BasicAuth,
+    /// Base64 of a PEM private key (`LS0tLS1CRUdJTi...` decoding to `-----BEGIN ... PRIVATE KEY`).
+    Base64PrivateKey,
 }
 
 impl Validator {
@@ -123,6 +130,9 @@ impl Validator {
         Validator::Base64Json,
         Validator::UrlPassword,
         Validator::Alphanumeric,
+        Validator::Literal,
+        Validator::BasicAuth,
+        Validator::Base64PrivateKey,
     ];
 
     pub fn name(self) -> &'static str {
@@ -135,6 +145,9 @@ impl Validator {
             Validator::Base64Json => "base64-json",
             Validator::UrlPassword => "url-password",
             Validator::Alphanumeric => "alphanumeric",
+            Validator::Literal => "literal",
+            Validator::BasicAuth => "basic-auth",
+            Validator::Base64PrivateKey => "base64-private-key",
         }
     }
 }
@@ -232,6 +245,10 @@ pub struct Rule {
     pub entropy: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub validators: Vec<Validator>,
+    /// Regexes of which at least one must match the line holding the match
+    /// (for shapes that are only secrets in context, like bare phone numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<String>,
     /// Drop values that look like placeholders (`xxxx`, `<token>`, `YOUR_KEY`...).
     #[serde(default = "yes")]
     pub placeholder_check: bool,
@@ -405,10 +422,13 @@ impl Rule {
                 return Err(RuleError::rule(id, format!("`min_digits` is {n}; it must lie between 4 and 64")));
             }
         }
-        for lit in self.prefixes.iter().chain(&self.keywords) {
+        for lit in &self.prefixes {
             if lit.len() < 2 {
-                return Err(RuleError::rule(id, format!("the literal `{lit}` is too short to trigger on (2 bytes at least)")));
+                return Err(RuleError::rule(id, format!("the prefix `{lit}` is too short to trigger on (2 bytes at least)")));
             }
+        }
+        if self.keywords.iter().any(String::is_empty) {
+            return Err(RuleError::rule(id, "a keyword is empty"));
         }
         for a in &self.allowlist {
             if a.is_empty() {

@@ -205,9 +205,7 @@ impl StreamRedactor {
             out.extend_from_slice(piece);
         } else {
             let engine = &self.engine;
-            let spans = merge_spans(&clipped, |f| engine.rule(f.rule).id.as_str(), |s, e| {
-                visible(projection, from + s, from + e)
-            });
+            let spans = merge_spans(&clipped, |f| engine.rule(f.rule).id.as_str());
             let escapes: Vec<(usize, usize)> = projection
                 .map(|p| {
                     p.escapes
@@ -232,13 +230,6 @@ impl StreamRedactor {
             self.emitted -= drop;
             self.base += drop as u64;
         }
-    }
-}
-
-fn visible(projection: Option<&Projection>, start: usize, end: usize) -> usize {
-    match projection {
-        None => end - start,
-        Some(p) => p.map.partition_point(|&r| r < end) - p.map.partition_point(|&r| r < start),
     }
 }
 

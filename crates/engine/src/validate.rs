@@ -6,8 +6,9 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 
 use crate::rules::Validator;
 
-/// Runs one validator on a candidate secret.
-pub(crate) fn check(v: Validator, secret: &[u8], placeholders: &PlaceholderCheck) -> bool {
+/// Runs one validator on the candidate secret `h[start..end]`.
+pub(crate) fn check(v: Validator, h: &[u8], start: usize, end: usize, placeholders: &PlaceholderCheck) -> bool {
+    let secret = &h[start..end];
     match v {
         Validator::Luhn => luhn(secret),
         Validator::PrcId => prc_resident_id(secret),
@@ -19,7 +20,53 @@ pub(crate) fn check(v: Validator, secret: &[u8], placeholders: &PlaceholderCheck
         Validator::Alphanumeric => {
             secret.iter().any(u8::is_ascii_alphabetic) && secret.iter().any(u8::is_ascii_digit)
         }
+        Validator::Literal => {
+            // A quoted value is a string literal whatever it looks like.
+            let quote = start.checked_sub(1).map(|i| h[i]).filter(|q| matches!(q, b'"' | b'\'' | b'`'));
+            quote.is_some_and(|q| h.get(end) == Some(&q)) || literal(secret)
+        }
+        Validator::BasicAuth => {
+            decode_base64(secret).is_some_and(|d| d.contains(&b':') && url_password(&d, placeholders))
+        }
+        Validator::Base64PrivateKey => {
+            let take = (secret.len().min(96) / 4) * 4;
+            decode_base64(&secret[..take]).is_some_and(|d| memchr::memmem::find(&d, b"PRIVATE KEY").is_some())
+        }
     }
+}
+
+/// Whether a value is a literal rather than a reference in code: not a
+/// variable (`$PASS`, `%PASS%`), not a bare identifier that reads like code
+/// (`pw`, `str`, `None`, `dbPassword`), not an attribute chain
+/// (`args.password`, `self.db_pass2`), not a call (`getpass()`).
+/// Identifiers with digits or with the irregular case of random text
+/// (`hunter2`, `irWQYyEgJdOs`) count as literals.
+pub fn literal(v: &[u8]) -> bool {
+    let ident_start = |b: u8| b.is_ascii_alphabetic() || b == b'_';
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let Some(&first) = v.first() else { return false };
+    if first == b'$' || (first == b'%' && v.last() == Some(&b'%')) {
+        return false;
+    }
+    if !ident_start(first) {
+        return true;
+    }
+    if v.contains(&b'(') {
+        return false;
+    }
+    if !v.iter().all(|&b| ident(b) || b == b'.') {
+        return true;
+    }
+    if v.contains(&b'.') {
+        // `args.password` is code; `model.eval617` is a password only when quoted.
+        return false;
+    }
+    if v.iter().any(u8::is_ascii_digit) {
+        return true;
+    }
+    let letters: Vec<u8> = v.iter().copied().filter(u8::is_ascii_alphabetic).collect();
+    let flips = letters.windows(2).filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase()).count();
+    flips * 2 > letters.len()
 }
 
 /// Shannon entropy in bits per byte.
@@ -63,7 +110,7 @@ pub fn luhn(s: &[u8]) -> bool {
             _ => return false,
         }
     }
-    n >= 12 && sum % 10 == 0
+    (12..=19).contains(&n) && sum % 10 == 0
 }
 
 /// Province-level codes of GB/T 2260, plus 81-83 used on residence permits.
@@ -196,7 +243,8 @@ pub fn pem_body(block: &[u8]) -> bool {
     if body.len() < 16 || body.iter().all(|&b| b == body[0]) {
         return false;
     }
-    if body.starts_with(b"b3BlbnNzaC1rZXktdjE") {
+    // openssh-key-v1 magic, and the SSH2 (RFC 4716 tools) private key magic 0x3f6ff9eb.
+    if body.starts_with(b"b3BlbnNzaC1rZXktdjE") || body.starts_with(b"P2/56w") {
         return true;
     }
     // Decode a whole number of quanta from the start; a truncated print is fine.
@@ -243,9 +291,20 @@ const DEFAULT_PASSWORDS: &[&str] = &[
     "username", "guest", "test", "example", "postgres", "mysql", "redis", "default", "pw", "p",
 ];
 
-/// The password part of `user:password` (URL userinfo or a bare pair): not a
-/// placeholder, not a documented default, not equal to the user name.
+/// The password part of `user:password` (a bare pair, or the userinfo of a
+/// `scheme://user:password@host/...` URL): not a placeholder, not a
+/// documented default, not equal to the user name.
 pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
+    let s = match memchr::memmem::find(s, b"://") {
+        Some(i) => {
+            let rest = &s[i + 3..];
+            match memchr::memrchr(b'@', rest) {
+                Some(at) => &rest[..at],
+                None => return false,
+            }
+        }
+        None => s,
+    };
     let (user, pass) = match s.iter().position(|&b| b == b':') {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => (&b""[..], s),
@@ -263,7 +322,7 @@ pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
 
 /// Whole words that mark a value as a stand-in rather than a secret.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "example", "examples", "sample", "dummy", "fake", "mock", "placeholder", "changeme", "redacted",
+    "example", "examples", "dummy", "fake", "mock", "placeholder", "changeme", "redacted",
     "your", "xxx", "todo", "fixme", "none", "null", "nil", "undefined", "true", "false", "test",
     "testing", "invalid",
 ];
@@ -446,12 +505,26 @@ mod tests {
     }
 
     #[test]
+    fn literals() {
+        for lit in ["hunter2", "Summer2024!", "Xk29vLq7mZ", "a-b-c-d", "9f8e7d6c", "irWQYyEgJdOs"] {
+            assert!(literal(lit.as_bytes()), "{lit} is a literal");
+        }
+        for r in ["pw", "password", "args.password", "self.db_pass2", "getpass()", "str", "getpass.getpass('x')", "$PASS",
+            "%DB_PASSWORD%", "dbPassword", "DATABASE_PASSWORD"]
+        {
+            assert!(!literal(r.as_bytes()), "{r} is a reference");
+        }
+    }
+
+    #[test]
     fn url_passwords() {
         let p = PlaceholderCheck::new();
         assert!(url_password(b"app:Xk29vLq7mZ", &p));
         assert!(!url_password(b"user:password", &p));
         assert!(!url_password(b"postgres:postgres", &p));
         assert!(!url_password(b"app:${DB_PASSWORD}", &p));
+        assert!(url_password(b"postgresql://app:Xk29vLq7mZ@db:5432/x", &p));
+        assert!(!url_password(b"postgresql://user:password@localhost/db", &p));
     }
 
     #[test]
