@@ -37,6 +37,15 @@ impl Finding {
     }
 }
 
+/// Findings with what a stream needs to know besides.
+pub(crate) struct Scan {
+    pub findings: Vec<Finding>,
+    /// The visible projection the findings were made on, if the text needed one.
+    pub projection: Option<Projection>,
+    /// Start of a multi-line match that more lines could still extend.
+    pub growing: Option<usize>,
+}
+
 /// The result of [`Engine::redact`].
 #[derive(Clone, Debug)]
 pub struct Redaction<'h> {
@@ -221,10 +230,6 @@ impl Engine {
         self.rules.is_empty()
     }
 
-    pub(crate) fn rule_is_multiline(&self, index: usize) -> bool {
-        self.rules[index].multiline
-    }
-
     pub(crate) fn prefix_state(&self, token: &[u8]) -> crate::matcher::PrefixState {
         self.matcher.prefix_state(token)
     }
@@ -237,37 +242,40 @@ impl Engine {
     /// Finds all secrets, sorted by position. Terminal escape sequences,
     /// backspaces and zero-width characters inside a token do not hide it.
     pub fn find(&self, haystack: &[u8]) -> Vec<Finding> {
-        self.find_projected(haystack).0
+        self.scan(haystack).findings
     }
 
     /// Finds on the visible projection when the text needs one, and maps
     /// the findings back to raw offsets.
-    pub(crate) fn find_projected(&self, haystack: &[u8]) -> (Vec<Finding>, Option<Projection>) {
+    pub(crate) fn scan(&self, haystack: &[u8]) -> Scan {
         let mut windows = Vec::new();
         if self.matcher.windows(haystack, true, &mut windows) {
-            return (self.evaluate(haystack, windows), None);
+            let (findings, growing) = self.evaluate(haystack, windows);
+            return Scan { findings, projection: None, growing };
         }
         let p = normalize::project(haystack);
         windows.clear();
         self.matcher.windows(&p.text, false, &mut windows);
-        let mut found = self.evaluate(&p.text, windows);
-        for f in &mut found {
+        let (mut findings, growing) = self.evaluate(&p.text, windows);
+        for f in &mut findings {
             (f.start, f.end) = p.raw_span(f.start, f.end);
             (f.match_start, f.match_end) = p.raw_span(f.match_start, f.match_end);
         }
-        (found, Some(p))
+        let growing = growing.map(|g| p.map.get(g).copied().unwrap_or(haystack.len()));
+        Scan { findings, projection: Some(p), growing }
     }
 
     /// Runs each rule's regex in its windows.
-    fn evaluate(&self, h: &[u8], mut windows: Vec<Window>) -> Vec<Finding> {
+    fn evaluate(&self, h: &[u8], mut windows: Vec<Window>) -> (Vec<Finding>, Option<usize>) {
+        let mut found = Vec::new();
+        let mut growing = None;
         if windows.is_empty() {
-            return Vec::new();
+            return (found, growing);
         }
         windows.sort_unstable();
         windows.dedup();
         let mut caps: Vec<Option<Captures>> = Vec::new();
         caps.resize_with(self.rules.len(), || None);
-        let mut found = Vec::new();
         let mut i = 0;
         while i < windows.len() {
             let Window { rule, anchored, start, mut end } = windows[i];
@@ -279,14 +287,25 @@ impl Engine {
                 }
             }
             let caps = caps[rule as usize].get_or_insert_with(|| self.rules[rule as usize].regex.create_captures());
-            self.run_rule(rule as usize, h, Window { rule, anchored, start, end }, caps, &mut found);
+            self.run_rule(rule as usize, h, Window { rule, anchored, start, end }, caps, &mut found, &mut growing);
         }
         found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
         found.dedup();
-        found
+        (found, growing)
     }
 
-    fn run_rule(&self, index: usize, h: &[u8], w: Window, caps: &mut Captures, out: &mut Vec<Finding>) {
+    /// Appends the rule's findings in the window. `growing` gets the start of
+    /// any multi-line match that could still grow with more lines, whether
+    /// or not it is a finding yet (a key header before its body).
+    fn run_rule(
+        &self,
+        index: usize,
+        h: &[u8],
+        w: Window,
+        caps: &mut Captures,
+        out: &mut Vec<Finding>,
+        growing: &mut Option<usize>,
+    ) {
         let cr = &self.rules[index];
         let anchored = if w.anchored { Anchored::Yes } else { Anchored::No };
         let mut input = Input::new(h).range(w.start..w.end).anchored(anchored);
@@ -302,6 +321,9 @@ impl Engine {
                     Some(longer) => m = longer,
                     None => break,
                 }
+            }
+            if cr.multiline && may_continue(&h[m.end()..]) {
+                *growing = Some(growing.map_or(m.start(), |g: usize| g.min(m.start())));
             }
             if let Some(secret) = caps.get_group(cr.secret_group).filter(|s| !s.is_empty()) {
                 let (s, e) = snap_to_chars(h, secret.start, secret.end);
@@ -356,7 +378,7 @@ impl Engine {
     /// Finds and masks every secret. Overlapping findings are masked as one
     /// span. Text without findings comes back borrowed and byte-exact.
     pub fn redact<'h>(&self, haystack: &'h [u8], style: &Style) -> Redaction<'h> {
-        let (findings, projection) = self.find_projected(haystack);
+        let Scan { findings, projection, .. } = self.scan(haystack);
         if findings.is_empty() {
             return Redaction { output: Cow::Borrowed(haystack), findings };
         }
@@ -377,6 +399,15 @@ impl Engine {
         let spans = merge_spans(findings, |f| self.rule(f.rule).id.as_str());
         let escapes = projection.map_or(&[][..], |p| &p.escapes);
         redact::apply(h, &spans, style, escapes, out);
+    }
+}
+
+/// Whether a multi-line match followed by `rest` may still grow: nothing but
+/// blank space and at most an unfinished line comes after it.
+fn may_continue(rest: &[u8]) -> bool {
+    match rest.iter().position(|b| !b.is_ascii_whitespace()) {
+        None => true,
+        Some(i) => memchr::memchr(b'\n', &rest[i..]).is_none(),
     }
 }
 

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use crate::engine::{Engine, Finding, merge_spans};
+use crate::engine::{Engine, Finding, Scan, merge_spans};
 use crate::matcher::PrefixState;
 use crate::normalize::Projection;
 use crate::redact::{self, Style};
@@ -146,18 +146,18 @@ impl StreamRedactor {
     }
 
     fn emit(&mut self, flush: bool, out: &mut Vec<u8>) -> Vec<StreamFinding> {
-        let (findings, projection) = self.engine.find_projected(&self.buf);
-        let cut = if flush { self.buf.len() } else { self.safe_cut(&findings) };
-        self.write(cut, &findings, projection.as_ref(), out)
+        let scan = self.engine.scan(&self.buf);
+        let cut = if flush { self.buf.len() } else { self.safe_cut(&scan) };
+        self.write(cut, &scan.findings, scan.projection.as_ref(), out)
     }
 
     fn emit_until(&mut self, cut: usize, out: &mut Vec<u8>) -> Vec<StreamFinding> {
-        let (findings, projection) = self.engine.find_projected(&self.buf[..cut]);
-        self.write(cut, &findings, projection.as_ref(), out)
+        let scan = self.engine.scan(&self.buf[..cut]);
+        self.write(cut, &scan.findings, scan.projection.as_ref(), out)
     }
 
     /// Where output can safely stop: nothing before it can still change.
-    fn safe_cut(&self, findings: &[Finding]) -> usize {
+    fn safe_cut(&self, scan: &Scan) -> usize {
         let buf = &self.buf;
         let held = &buf[self.emitted..];
         let mut cut = match self.hold {
@@ -173,11 +173,13 @@ impl StreamRedactor {
             let floor = buf.len() - self.max_hold / 2;
             cut = floor + buf[floor..].iter().rposition(|b| b.is_ascii_whitespace()).map_or(0, |i| i + 1);
         }
+        // A multi-line block (a private key) that the next lines may extend.
+        if let Some(g) = scan.growing.filter(|&g| g >= self.emitted && buf.len() - g <= self.max_hold) {
+            cut = cut.min(g);
+        }
         // Never cut through a secret, nor give out the start of one that may grow.
-        for f in findings {
-            let rule = self.engine.rule_is_multiline(f.rule);
-            let open = f.end >= buf.len() || (rule && buf[f.end..].iter().all(u8::is_ascii_whitespace));
-            if f.start < cut && (f.end > cut || open) && f.start >= self.emitted && buf.len() - f.start <= self.max_hold {
+        for f in &scan.findings {
+            if f.start < cut && f.end >= cut && f.start >= self.emitted && buf.len() - f.start <= self.max_hold {
                 cut = f.start;
             }
         }
