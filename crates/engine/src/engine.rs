@@ -387,6 +387,16 @@ impl Engine {
         Redaction { output: Cow::Owned(out), findings }
     }
 
+    /// `haystack` with only the given findings (from [`Engine::find`] on the
+    /// same haystack) masked: for callers that mask some findings and only
+    /// log others.
+    pub fn redact_findings(&self, haystack: &[u8], findings: &[Finding], style: &Style) -> Vec<u8> {
+        let projection = normalize::needs_projection_quick(haystack).then(|| normalize::project(haystack));
+        let mut out = Vec::with_capacity(haystack.len());
+        self.write_redacted(haystack, findings, style, projection.as_ref(), &mut out);
+        out
+    }
+
     /// Writes `haystack` with the given findings masked.
     pub(crate) fn write_redacted(
         &self,

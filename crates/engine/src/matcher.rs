@@ -83,7 +83,7 @@ const TEDDY_MAX_SEEDS: usize = 40;
 /// Text is case-folded for Teddy in segments of this size.
 const FOLD_SEGMENT: usize = 64 * 1024;
 /// The shortest token length checked for prefixes, whatever the rules say.
-const MIN_TOKEN_FLOOR: usize = 6;
+const MIN_TOKEN_FLOOR: usize = 2;
 /// Past this many bytes without a break, a token run is a blob (base64
 /// image data, a hex dump): only its start is looked at for prefixes.
 const LONG_RUN: usize = 1024;
@@ -142,8 +142,12 @@ impl Prefilter {
             for p in &t.prefixes {
                 prefix_lits.push((p.to_ascii_lowercase(), i));
             }
-            if !t.prefixes.is_empty() {
-                min_token = min_token.min(t.min_len);
+            // A prefix hit is checked only in a token at least this long: the
+            // whole match when it is one token, else the prefix's own token
+            // part (`DD_API_KEY` before `=`).
+            for p in &t.prefixes {
+                let token_part = p.iter().take_while(|&&b| is_token_byte(b)).count();
+                min_token = min_token.min(t.min_len.min(token_part));
             }
             for k in &t.keywords {
                 keyword_lits.push((k.to_ascii_lowercase(), i));
@@ -379,6 +383,11 @@ impl PrefixIndex {
     }
 }
 
+/// Bytes the classifier counts as part of a token (see `classify::Masks::token`).
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.+/".contains(&b)
+}
+
 #[inline]
 fn pair_index(a: u8, b: u8) -> usize {
     ((a | 0x20) as usize) << 8 | (b | 0x20) as usize
@@ -538,7 +547,9 @@ mod tests {
         assert_eq!(w[0].start, 6);
         assert!(w[0].anchored);
         assert!(windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(), "inside a word");
-        assert!(windows(&m, "ghp_x").is_empty(), "too short to be a token");
+        assert!(windows(&m, "ghp").is_empty(), "shorter than the prefix");
+        let named = Prefilter::new(&[triggers(&["DD_API_KEY"], &[], None)]);
+        assert_eq!(windows(&named, "export DD_API_KEY=0123456789abcdef").len(), 1, "a name before `=` is a token of its own");
         let w = windows(&m, "\"line\\nghp_0123456789abcdefghijklmnopqrstuvwxyz\"");
         assert_eq!(w.len(), 1, "after an escaped newline");
     }

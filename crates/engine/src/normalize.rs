@@ -44,6 +44,12 @@ pub(crate) fn changes_at(h: &[u8], i: usize) -> bool {
     h[i] == ESC || h[i] == BS || (h[i] >= 0xc2 && invisible_at(h, i).is_some())
 }
 
+/// Whether the text holds escape sequences to keep when masking (no
+/// projection of the text is needed just to find them).
+pub(crate) fn needs_projection_quick(h: &[u8]) -> bool {
+    memchr::memchr(ESC, h).is_some()
+}
+
 /// Whether the text holds anything the projection would change.
 pub(crate) fn needs_projection(classifier: Classifier, h: &[u8]) -> bool {
     let mut blocks = h.chunks_exact(BLOCK);

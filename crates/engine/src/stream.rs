@@ -47,8 +47,36 @@ pub struct StreamFinding {
     pub rule: usize,
     /// Byte offset of the secret in the stream's input.
     pub offset: u64,
-    pub len: usize,
+    /// The secret itself, for keyed fingerprints; its `Debug` shows nothing.
+    pub secret: Secret,
 }
+
+/// Secret bytes that never print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Which rules' findings a stream masks (the others are only reported).
+pub type MaskFilter = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
 /// Emitted input kept to give context to later chunks.
 const CONTEXT: usize = 4096;
@@ -68,11 +96,21 @@ pub struct StreamRedactor {
     emitted: usize,
     /// Stream offset of `buf[0]`.
     base: u64,
+    mask: Option<MaskFilter>,
 }
 
 impl StreamRedactor {
     pub fn new(engine: Arc<Engine>, style: Style) -> StreamRedactor {
-        StreamRedactor { engine, style, hold: Hold::Line, max_hold: DEFAULT_MAX_HOLD, buf: Vec::new(), emitted: 0, base: 0 }
+        StreamRedactor {
+            engine,
+            style,
+            hold: Hold::Line,
+            max_hold: DEFAULT_MAX_HOLD,
+            buf: Vec::new(),
+            emitted: 0,
+            base: 0,
+            mask: None,
+        }
     }
 
     pub fn with_hold(mut self, hold: Hold) -> StreamRedactor {
@@ -86,9 +124,20 @@ impl StreamRedactor {
         self
     }
 
+    /// Masks only findings of rules (engine indices) the filter accepts;
+    /// all findings are still reported. Without a filter everything is masked.
+    pub fn set_mask_filter(&mut self, filter: Option<MaskFilter>) {
+        self.mask = filter;
+    }
+
     /// Swaps in new rules (after a reload); held bytes are judged by them.
+    /// The mask filter refers to rule indices, so set it again too.
     pub fn set_engine(&mut self, engine: Arc<Engine>) {
         self.engine = engine;
+    }
+
+    pub fn set_style(&mut self, style: Style) {
+        self.style = style;
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -195,7 +244,14 @@ impl StreamRedactor {
                 continue;
             }
             if f.start >= from {
-                reported.push(StreamFinding { rule: f.rule, offset: self.base + f.start as u64, len: f.end - f.start });
+                reported.push(StreamFinding {
+                    rule: f.rule,
+                    offset: self.base + f.start as u64,
+                    secret: Secret(self.buf[f.start..f.end].to_vec()),
+                });
+            }
+            if self.mask.as_ref().is_some_and(|m| !m(f.rule)) {
+                continue;
             }
             let mut c = f.clone();
             c.start = c.start.max(from) - from;
