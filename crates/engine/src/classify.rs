@@ -134,7 +134,10 @@ macro_rules! simd_classify {
                         let digit = in_range(v, b'0', b'9');
                         let alpha = in_range($or(v, $set1(0x20)), b'a', b'z');
                         let dash = eq(v, b'-');
-                        let punct = $or($or(dash, eq(v, b'_')), $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))));
+                        let punct = $or(
+                            $or(dash, eq(v, b'_')),
+                            $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))),
+                        );
                         let shift = $width * lane;
                         m.digit |= bits(digit) << shift;
                         m.alpha |= bits(alpha) << shift;
@@ -142,7 +145,8 @@ macro_rules! simd_classify {
                         m.sep |= bits($or(eq(v, b' '), dash)) << shift;
                         m.backslash |= bits(eq(v, b'\\')) << shift;
                         m.percent |= bits(eq(v, b'%')) << shift;
-                        let special = $or($or(eq(v, 0x1b), eq(v, 0x08)), $or(eq(v, 0xe2), eq(v, 0xef)));
+                        let special =
+                            $or($or(eq(v, 0x1b), eq(v, 0x08)), $or(eq(v, 0xe2), eq(v, 0xef)));
                         m.special |= bits($or(special, $or(eq(v, 0xc2), eq(v, 0xe1)))) << shift;
                     }
                 }
@@ -152,10 +156,36 @@ macro_rules! simd_classify {
     };
 }
 
-simd_classify!(sse2, "sse2", __m128i, 4, 16, _mm_loadu_si128, _mm_set1_epi8, _mm_sub_epi8, _mm_min_epu8,
-    _mm_cmpeq_epi8, _mm_or_si128, _mm_movemask_epi8, u16);
-simd_classify!(avx2, "avx2", __m256i, 2, 32, _mm256_loadu_si256, _mm256_set1_epi8, _mm256_sub_epi8, _mm256_min_epu8,
-    _mm256_cmpeq_epi8, _mm256_or_si256, _mm256_movemask_epi8, u32);
+simd_classify!(
+    sse2,
+    "sse2",
+    __m128i,
+    4,
+    16,
+    _mm_loadu_si128,
+    _mm_set1_epi8,
+    _mm_sub_epi8,
+    _mm_min_epu8,
+    _mm_cmpeq_epi8,
+    _mm_or_si128,
+    _mm_movemask_epi8,
+    u16
+);
+simd_classify!(
+    avx2,
+    "avx2",
+    __m256i,
+    2,
+    32,
+    _mm256_loadu_si256,
+    _mm256_set1_epi8,
+    _mm256_sub_epi8,
+    _mm256_min_epu8,
+    _mm256_cmpeq_epi8,
+    _mm256_or_si256,
+    _mm256_movemask_epi8,
+    u32
+);
 
 /// Bit `p` set iff bits `p..p+len` of `w` are all set (`len` in 1..=64).
 #[inline]
@@ -207,7 +237,9 @@ impl<'h> BlockWalker<'h> {
         let at = self.next_at;
         self.next_at += BLOCK;
         match self.haystack.get(at..at + BLOCK) {
-            Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
+            Some(b) => self
+                .classifier
+                .classify(b.try_into().expect("a block is 64 bytes")),
             None if at < self.haystack.len() => {
                 // Zero padding classifies as "nothing", which ends every run.
                 let mut pad = [0u8; BLOCK];

@@ -56,6 +56,8 @@ pub struct Redaction<'h> {
 
 /// Bytes searched around a keyword when a rule's match has no upper bound.
 const UNBOUNDED_REACH: usize = 1024;
+/// How far before its keyword a match may start.
+const KEYWORD_BACK: usize = 256;
 /// How far a window is extended when a match runs into its end.
 const EXTENDED_REACH: usize = 256 * 1024;
 
@@ -90,7 +92,9 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("rules", &self.rules.len()).finish()
+        f.debug_struct("Engine")
+            .field("rules", &self.rules.len())
+            .finish()
     }
 }
 
@@ -110,7 +114,11 @@ fn parse_hir(pattern: &str) -> Result<Hir, String> {
 fn build_regex(hir: &Hir) -> Result<Regex, String> {
     meta::Builder::new()
         .syntax(syntax_config())
-        .configure(meta::Config::new().nfa_size_limit(Some(64 << 20)).utf8_empty(false))
+        .configure(
+            meta::Config::new()
+                .nfa_size_limit(Some(64 << 20))
+                .utf8_empty(false),
+        )
         .build_from_hir(hir)
         .map_err(|e| e.to_string())
 }
@@ -119,8 +127,14 @@ fn build_regex(hir: &Hir) -> Result<Regex, String> {
 fn can_match_newline(hir: &Hir) -> bool {
     match hir.kind() {
         HirKind::Literal(lit) => lit.0.contains(&b'\n'),
-        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
-        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| r.start() <= '\n' && '\n' <= r.end()),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= '\n' && '\n' <= r.end()),
         HirKind::Repetition(r) => can_match_newline(&r.sub),
         HirKind::Capture(c) => can_match_newline(&c.sub),
         HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(can_match_newline),
@@ -128,9 +142,73 @@ fn can_match_newline(hir: &Hir) -> bool {
     }
 }
 
+/// Shortest run of token bytes (see `matcher::is_token_byte`) that every
+/// match of `hir` starts with: a prefix hit in a shorter token cannot match.
+fn leading_token_run(hir: &Hir) -> usize {
+    /// (guaranteed leading token bytes, whether every byte h can match is a token byte)
+    fn go(h: &Hir) -> (usize, bool) {
+        let token = crate::matcher::is_token_byte;
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => (0, true),
+            HirKind::Literal(lit) => {
+                let k = lit.0.iter().take_while(|&&b| token(b)).count();
+                (k, k == lit.0.len())
+            }
+            HirKind::Class(Class::Bytes(c)) => {
+                let all = c.ranges().iter().all(|r| (r.start()..=r.end()).all(token));
+                (usize::from(all), all)
+            }
+            HirKind::Class(Class::Unicode(c)) => {
+                let all = c
+                    .ranges()
+                    .iter()
+                    .all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii() && token(ch as u8)));
+                (usize::from(all), all)
+            }
+            HirKind::Repetition(r) => {
+                let (l, full) = go(&r.sub);
+                let min = r.min as usize;
+                (
+                    if full {
+                        l.saturating_mul(min)
+                    } else if min > 0 {
+                        l
+                    } else {
+                        0
+                    },
+                    full,
+                )
+            }
+            HirKind::Capture(c) => go(&c.sub),
+            HirKind::Concat(v) => {
+                let mut acc = 0usize;
+                for e in v {
+                    let (l, full) = go(e);
+                    acc = acc.saturating_add(l);
+                    if !full {
+                        return (acc, false);
+                    }
+                }
+                (acc, true)
+            }
+            HirKind::Alternation(v) => {
+                let parts: Vec<(usize, bool)> = v.iter().map(go).collect();
+                (
+                    parts.iter().map(|p| p.0).min().unwrap_or(0),
+                    parts.iter().all(|p| p.1),
+                )
+            }
+        }
+    }
+    go(hir).0
+}
+
 /// Literal starts of every match, when the regex has a small set of them.
 fn extract_prefixes(hir: &Hir) -> Option<Vec<Vec<u8>>> {
-    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(256).extract(hir);
+    let seq = Extractor::new()
+        .kind(ExtractKind::Prefix)
+        .limit_total(256)
+        .extract(hir);
     let lits = seq.literals()?;
     if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().len() < 3) {
         return None;
@@ -155,7 +233,11 @@ fn compile_allowlist(a: &Allowlist, owner: Option<&str>) -> Result<CompiledAllow
     Ok(CompiledAllowlist {
         regexes,
         target: a.target,
-        stopwords: a.stopwords.iter().map(|s| s.to_ascii_lowercase().into_bytes()).collect(),
+        stopwords: a
+            .stopwords
+            .iter()
+            .map(|s| s.to_ascii_lowercase().into_bytes())
+            .collect(),
         values: a.values.iter().map(|s| s.as_bytes().to_vec()).collect(),
         condition: a.condition,
     })
@@ -197,8 +279,17 @@ impl Engine {
             rules.push(compiled);
             triggers.push(trig);
         }
-        let global_allow = set.allowlist.iter().map(|a| compile_allowlist(a, None)).collect::<Result<_, _>>()?;
-        Ok(Engine { rules, global_allow, matcher: Prefilter::new(&triggers), placeholders: validate::PlaceholderCheck::new() })
+        let global_allow = set
+            .allowlist
+            .iter()
+            .map(|a| compile_allowlist(a, None))
+            .collect::<Result<_, _>>()?;
+        Ok(Engine {
+            rules,
+            global_allow,
+            matcher: Prefilter::new(&triggers),
+            placeholders: validate::PlaceholderCheck::new(),
+        })
     }
 
     /// The built-in rule pack, compiled.
@@ -210,7 +301,10 @@ impl Engine {
     pub fn for_rule(rule: &Rule) -> Result<Engine, RuleError> {
         let mut rule = rule.clone();
         rule.enabled = true;
-        Engine::new(&RuleSet { rules: vec![rule], allowlist: Vec::new() })
+        Engine::new(&RuleSet {
+            rules: vec![rule],
+            allowlist: Vec::new(),
+        })
     }
 
     /// The enabled rules, in the order findings refer to them.
@@ -251,7 +345,11 @@ impl Engine {
         let mut windows = Vec::new();
         if self.matcher.windows(haystack, true, &mut windows) {
             let (findings, growing) = self.evaluate(haystack, windows);
-            return Scan { findings, projection: None, growing };
+            return Scan {
+                findings,
+                projection: None,
+                growing,
+            };
         }
         let p = normalize::project(haystack);
         windows.clear();
@@ -262,7 +360,11 @@ impl Engine {
             (f.match_start, f.match_end) = p.raw_span(f.match_start, f.match_end);
         }
         let growing = growing.map(|g| p.map.get(g).copied().unwrap_or(haystack.len()));
-        Scan { findings, projection: Some(p), growing }
+        Scan {
+            findings,
+            projection: Some(p),
+            growing,
+        }
     }
 
     /// Runs each rule's regex in its windows.
@@ -278,16 +380,38 @@ impl Engine {
         caps.resize_with(self.rules.len(), || None);
         let mut i = 0;
         while i < windows.len() {
-            let Window { rule, anchored, start, mut end } = windows[i];
+            let Window {
+                rule,
+                anchored,
+                start,
+                mut end,
+            } = windows[i];
             i += 1;
             if !anchored {
-                while i < windows.len() && windows[i].rule == rule && !windows[i].anchored && windows[i].start <= end {
+                while i < windows.len()
+                    && windows[i].rule == rule
+                    && !windows[i].anchored
+                    && windows[i].start <= end
+                {
                     end = end.max(windows[i].end);
                     i += 1;
                 }
             }
-            let caps = caps[rule as usize].get_or_insert_with(|| self.rules[rule as usize].regex.create_captures());
-            self.run_rule(rule as usize, h, Window { rule, anchored, start, end }, caps, &mut found, &mut growing);
+            let caps = caps[rule as usize]
+                .get_or_insert_with(|| self.rules[rule as usize].regex.create_captures());
+            self.run_rule(
+                rule as usize,
+                h,
+                Window {
+                    rule,
+                    anchored,
+                    start,
+                    end,
+                },
+                caps,
+                &mut found,
+                &mut growing,
+            );
         }
         found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
         found.dedup();
@@ -307,15 +431,24 @@ impl Engine {
         growing: &mut Option<usize>,
     ) {
         let cr = &self.rules[index];
-        let anchored = if w.anchored { Anchored::Yes } else { Anchored::No };
+        let anchored = if w.anchored {
+            Anchored::Yes
+        } else {
+            Anchored::No
+        };
         let mut input = Input::new(h).range(w.start..w.end).anchored(anchored);
         loop {
             cr.regex.search_captures(&input, caps);
             let Some(mut m) = caps.get_match() else { break };
-            let continues = h.get(input.end()).is_some_and(|&b| cr.multiline || b != b'\n');
+            let continues = h
+                .get(input.end())
+                .is_some_and(|&b| cr.multiline || b != b'\n');
             if m.end() == input.end() && continues && input.end() < w.start + EXTENDED_REACH {
                 // The match ran into the window's end: it may be longer.
-                let wider = input.clone().range(m.start()..h.len().min(w.start + EXTENDED_REACH)).anchored(Anchored::Yes);
+                let wider = input
+                    .clone()
+                    .range(m.start()..h.len().min(w.start + EXTENDED_REACH))
+                    .anchored(Anchored::Yes);
                 cr.regex.search_captures(&wider, caps);
                 match caps.get_match() {
                     Some(longer) => m = longer,
@@ -327,7 +460,13 @@ impl Engine {
             }
             if let Some(secret) = caps.get_group(cr.secret_group).filter(|s| !s.is_empty()) {
                 let (s, e) = snap_to_chars(h, secret.start, secret.end);
-                let f = Finding { rule: index, start: s, end: e, match_start: m.start().min(s), match_end: m.end().max(e) };
+                let f = Finding {
+                    rule: index,
+                    start: s,
+                    end: e,
+                    match_start: m.start().min(s),
+                    match_end: m.end().max(e),
+                };
                 if self.accept(cr, h, &f) {
                     out.push(f);
                 }
@@ -345,7 +484,12 @@ impl Engine {
 
     fn accept(&self, cr: &CompiledRule, h: &[u8], f: &Finding) -> bool {
         let secret = f.secret(h);
-        if cr.allow.iter().chain(&self.global_allow).any(|a| a.allows(h, f)) {
+        if cr
+            .allow
+            .iter()
+            .chain(&self.global_allow)
+            .any(|a| a.allows(h, f))
+        {
             return false;
         }
         if let Some(min) = cr.rule.entropy {
@@ -353,7 +497,12 @@ impl Engine {
                 return false;
             }
         }
-        if !cr.rule.validators.iter().all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders)) {
+        if !cr
+            .rule
+            .validators
+            .iter()
+            .all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders))
+        {
             return false;
         }
         if cr.rule.placeholder_check {
@@ -378,20 +527,31 @@ impl Engine {
     /// Finds and masks every secret. Overlapping findings are masked as one
     /// span. Text without findings comes back borrowed and byte-exact.
     pub fn redact<'h>(&self, haystack: &'h [u8], style: &Style) -> Redaction<'h> {
-        let Scan { findings, projection, .. } = self.scan(haystack);
+        let Scan {
+            findings,
+            projection,
+            ..
+        } = self.scan(haystack);
         if findings.is_empty() {
-            return Redaction { output: Cow::Borrowed(haystack), findings };
+            return Redaction {
+                output: Cow::Borrowed(haystack),
+                findings,
+            };
         }
         let mut out = Vec::with_capacity(haystack.len());
         self.write_redacted(haystack, &findings, style, projection.as_ref(), &mut out);
-        Redaction { output: Cow::Owned(out), findings }
+        Redaction {
+            output: Cow::Owned(out),
+            findings,
+        }
     }
 
     /// `haystack` with only the given findings (from [`Engine::find`] on the
     /// same haystack) masked: for callers that mask some findings and only
     /// log others.
     pub fn redact_findings(&self, haystack: &[u8], findings: &[Finding], style: &Style) -> Vec<u8> {
-        let projection = normalize::needs_projection_quick(haystack).then(|| normalize::project(haystack));
+        let projection =
+            normalize::needs_projection_quick(haystack).then(|| normalize::project(haystack));
         let mut out = Vec::with_capacity(haystack.len());
         self.write_redacted(haystack, findings, style, projection.as_ref(), &mut out);
         out
@@ -431,14 +591,21 @@ fn line_of(h: &[u8], start: usize, end: usize) -> &[u8] {
 }
 
 /// Sorted findings to disjoint spans; overlapping ones become one.
-pub(crate) fn merge_spans<'a>(findings: &[Finding], rule_id: impl Fn(&Finding) -> &'a str) -> Vec<Span<'a>> {
+pub(crate) fn merge_spans<'a>(
+    findings: &[Finding],
+    rule_id: impl Fn(&Finding) -> &'a str,
+) -> Vec<Span<'a>> {
     let mut spans: Vec<Span<'a>> = Vec::with_capacity(findings.len());
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
     for f in sorted {
         match spans.last_mut() {
             Some(last) if f.start < last.end => last.end = last.end.max(f.end),
-            _ => spans.push(Span { start: f.start, end: f.end, rule_id: rule_id(f) }),
+            _ => spans.push(Span {
+                start: f.start,
+                end: f.end,
+                rule_id: rule_id(f),
+            }),
         }
     }
     spans
@@ -463,28 +630,46 @@ fn snap_to_chars(h: &[u8], start: usize, end: usize) -> (usize, usize) {
 
 fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let id = &rule.id;
-    let hir = parse_hir(&rule.regex).map_err(|e| RuleError::rule(id, format!("`regex` does not parse: {e}")))?;
-    let regex = build_regex(&hir).map_err(|e| RuleError::rule(id, format!("`regex` does not compile: {e}")))?;
+    let hir = parse_hir(&rule.regex)
+        .map_err(|e| RuleError::rule(id, format!("`regex` does not parse: {e}")))?;
+    let regex = build_regex(&hir)
+        .map_err(|e| RuleError::rule(id, format!("`regex` does not compile: {e}")))?;
     let groups = regex.group_info();
     let group_count = groups.group_len(PatternID::ZERO);
     let secret_group = match &rule.secret_group {
         Some(SecretGroup::Index(i)) if *i < group_count => *i,
         Some(SecretGroup::Index(i)) => {
-            return Err(RuleError::rule(id, format!("`secret_group` is {i} but the regex has {} groups", group_count - 1)));
+            return Err(RuleError::rule(
+                id,
+                format!(
+                    "`secret_group` is {i} but the regex has {} groups",
+                    group_count - 1
+                ),
+            ));
         }
         Some(SecretGroup::Name(n)) => groups
             .to_index(PatternID::ZERO, n)
             .ok_or_else(|| RuleError::rule(id, format!("the regex has no group named `{n}`")))?,
-        None => groups.to_index(PatternID::ZERO, "secret").unwrap_or(if group_count > 1 { 1 } else { 0 }),
+        None => groups
+            .to_index(PatternID::ZERO, "secret")
+            .unwrap_or(if group_count > 1 { 1 } else { 0 }),
     };
     let props = hir.properties();
     let min_len = props.minimum_len().unwrap_or(0);
     let max_len = props.maximum_len();
     let multiline = can_match_newline(&hir);
     let bound = max_len.unwrap_or(UNBOUNDED_REACH).min(EXTENDED_REACH);
-    let reach = Reach { back: bound, forward: bound, multiline };
+    let reach = Reach {
+        back: bound.min(KEYWORD_BACK),
+        forward: bound,
+        multiline,
+    };
     let mut prefixes: Vec<Vec<u8>> = Vec::new();
-    let mut keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
+    let mut keywords: Vec<Vec<u8>> = rule
+        .keywords
+        .iter()
+        .map(|k| k.as_bytes().to_vec())
+        .collect();
     for p in &rule.prefixes {
         // A prefix must start a token; anything else is found as a keyword.
         if p.as_bytes()[0].is_ascii_alphanumeric() {
@@ -496,18 +681,26 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     if prefixes.is_empty() && keywords.is_empty() && rule.min_digits.is_none() {
         if let Some(lits) = extract_prefixes(&hir) {
             for l in lits {
-                if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
+                if l[0].is_ascii_alphanumeric() {
+                    prefixes.push(l)
+                } else {
+                    keywords.push(l)
+                }
             }
         }
     }
-    let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
+    let allow = rule
+        .allowlist
+        .iter()
+        .map(|a| compile_allowlist(a, Some(id)))
+        .collect::<Result<_, _>>()?;
     let context = rule
         .context
         .iter()
         .map(|r| {
-            parse_hir(r)
-                .and_then(|h| build_regex(&h))
-                .map_err(|e| RuleError::rule(id, format!("context regex `{r}` does not compile: {e}")))
+            parse_hir(r).and_then(|h| build_regex(&h)).map_err(|e| {
+                RuleError::rule(id, format!("context regex `{r}` does not compile: {e}"))
+            })
         })
         .collect::<Result<_, _>>()?;
     let compiled = CompiledRule {
@@ -519,7 +712,20 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
         multiline,
         rule: rule.clone(),
     };
-    Ok((compiled, Triggers { prefixes, keywords, min_digits: rule.min_digits, min_len, reach }))
+    let triggers = Triggers {
+        prefixes,
+        // `(?i)` or `(?i:` at the start of the regex makes its prefixes case-insensitive.
+        prefix_case_sensitive: !rule
+            .regex
+            .trim_start()
+            .trim_start_matches("(?:")
+            .starts_with("(?i"),
+        keywords,
+        min_digits: rule.min_digits,
+        token_run: leading_token_run(&hir).min(min_len.max(1)),
+        reach,
+    };
+    Ok((compiled, triggers))
 }
 
 #[cfg(test)]
@@ -545,7 +751,10 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let text = b"export GITHUB_TOKEN=ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p; echo ok";
         let r = e.redact(text, &Style::default());
         assert_eq!(r.findings.len(), 1);
-        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "export GITHUB_TOKEN=[REDACTED]; echo ok");
+        assert_eq!(
+            std::str::from_utf8(&r.output).unwrap(),
+            "export GITHUB_TOKEN=[REDACTED]; echo ok"
+        );
     }
 
     #[test]
@@ -560,10 +769,21 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let e = engine(GH);
         let text = b"\x1b[01;31m\x1b[Kghp_R7kPq2LmN9x\x1b[m\x1b[KVt4Hs8WzC1bYd6FjG3aEu0K9p done";
         let r = e.redact(text, &Style::default());
-        assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done");
+        assert_eq!(
+            r.output.as_ref(),
+            b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done"
+        );
         let r = e.redact(text, &Style::SameWidth(b'*'));
-        let expected = format!("\x1b[01;31m\x1b[K{}\x1b[m\x1b[K{} done", "*".repeat(15), "*".repeat(25));
-        assert_eq!(r.output.as_ref(), expected.as_bytes(), "escapes stay where they were");
+        let expected = format!(
+            "\x1b[01;31m\x1b[K{}\x1b[m\x1b[K{} done",
+            "*".repeat(15),
+            "*".repeat(25)
+        );
+        assert_eq!(
+            r.output.as_ref(),
+            expected.as_bytes(),
+            "escapes stay where they were"
+        );
     }
 
     #[test]
@@ -580,7 +800,10 @@ regex = '''(?i)password\s*=\s*"([^"]{6,})"'''
         );
         let r = e.redact(br#"db_password = "Xk29vLq7mZ" # prod"#, &Style::default());
         assert_eq!(r.output.as_ref(), br#"db_password = "[REDACTED]" # prod"#);
-        assert!(e.find(br#"password = "changeme""#).is_empty(), "placeholder");
+        assert!(
+            e.find(br#"password = "changeme""#).is_empty(),
+            "placeholder"
+        );
     }
 
     #[test]
@@ -614,7 +837,9 @@ values = ["AKIAIOSFODNN7EXAMPLE"]
 
     #[test]
     fn rules_without_triggers_use_extracted_literals() {
-        let e = engine("[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n");
+        let e = engine(
+            "[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n",
+        );
         assert_eq!(e.find(b"a tok_q8zk2m4xw7r1p9tj5vb3 b").len(), 1);
     }
 
@@ -625,6 +850,9 @@ values = ["AKIAIOSFODNN7EXAMPLE"]
         );
         let text = "key=ab\u{00e9}cd rest".as_bytes();
         let r = e.redact(text, &Style::default());
-        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "key=[REDACTED] rest");
+        assert_eq!(
+            std::str::from_utf8(&r.output).unwrap(),
+            "key=[REDACTED] rest"
+        );
     }
 }

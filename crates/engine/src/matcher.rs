@@ -20,7 +20,9 @@
 //! must be evaluated. Nothing here decides what is a secret.
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
+use aho_corasick::{
+    AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed,
+};
 
 use crate::classify::{BLOCK, BlockWalker, Classifier, from_ahead, from_behind, runs_of, wide};
 use crate::normalize;
@@ -71,10 +73,13 @@ pub(crate) struct Reach {
 #[derive(Clone, Debug)]
 pub(crate) struct Triggers {
     pub prefixes: Vec<Vec<u8>>,
+    /// Whether prefixes must match in case too (the regex starts without `(?i)`).
+    pub prefix_case_sensitive: bool,
     pub keywords: Vec<Vec<u8>>,
     pub min_digits: Option<usize>,
-    /// Shortest possible match, used to skip tokens too short to hold one.
-    pub min_len: usize,
+    /// Every match starts with at least this many token bytes: shorter
+    /// tokens cannot hold one.
+    pub token_run: usize,
     pub reach: Reach,
 }
 
@@ -99,14 +104,22 @@ pub(crate) struct Prefilter {
 }
 
 struct PrefixIndex {
-    /// Bit per case-folded first two bytes of a prefix: a one-load reject
-    /// for the many token starts that begin no prefix.
+    /// Bit per first two bytes of a prefix (in every case the prefix may
+    /// match in): a one-load reject for the many token starts that begin no prefix.
     pairs: Box<[u64; 1024]>,
+    /// Case-insensitive; case-sensitive prefixes are checked after a hit.
     dfa: DFA,
-    /// Rules and length of each prefix pattern.
-    patterns: Vec<(Vec<u32>, usize)>,
+    patterns: Vec<PrefixPattern>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
     min_token: u32,
+    /// Whether some prefix starts with a digit (else numbers are skipped).
+    digit_led: bool,
+}
+
+struct PrefixPattern {
+    literal: Vec<u8>,
+    /// (rule, shortest token run of its matches, case-sensitive)
+    rules: Vec<(u32, usize, bool)>,
 }
 
 struct KeywordIndex {
@@ -118,7 +131,10 @@ struct KeywordIndex {
 
 enum KeywordSearch {
     /// Teddy over case-folded text; per seed pattern: (keyword, offset of the seed in it).
-    Teddy { searcher: packed::Searcher, seeds: Vec<Vec<(u32, usize)>> },
+    Teddy {
+        searcher: packed::Searcher,
+        seeds: Vec<Vec<(u32, usize)>>,
+    },
     /// Case-insensitive overlapping Aho-Corasick over the raw text.
     Automaton(AhoCorasick),
 }
@@ -131,7 +147,7 @@ struct DigitIndex {
 impl Prefilter {
     pub fn new(rules: &[Triggers]) -> Prefilter {
         let reach = rules.iter().map(|t| t.reach).collect();
-        let mut prefix_lits: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut prefix_lits: Vec<(Vec<u8>, (u32, usize, bool))> = Vec::new();
         let mut keyword_lits: Vec<(Vec<u8>, u32)> = Vec::new();
         let mut digits = Vec::new();
         let mut min_digits = u32::MAX;
@@ -140,14 +156,8 @@ impl Prefilter {
         for (i, t) in rules.iter().enumerate() {
             let i = i as u32;
             for p in &t.prefixes {
-                prefix_lits.push((p.to_ascii_lowercase(), i));
-            }
-            // A prefix hit is checked only in a token at least this long: the
-            // whole match when it is one token, else the prefix's own token
-            // part (`DD_API_KEY` before `=`).
-            for p in &t.prefixes {
-                let token_part = p.iter().take_while(|&&b| is_token_byte(b)).count();
-                min_token = min_token.min(t.min_len.min(token_part));
+                prefix_lits.push((p.clone(), (i, t.token_run, t.prefix_case_sensitive)));
+                min_token = min_token.min(t.token_run);
             }
             for k in &t.keywords {
                 keyword_lits.push((k.to_ascii_lowercase(), i));
@@ -165,7 +175,10 @@ impl Prefilter {
             reach,
             prefixes: PrefixIndex::new(prefix_lits, min_token),
             keywords: KeywordIndex::new(keyword_lits),
-            digits: (!digits.is_empty()).then_some(DigitIndex { rules: digits, min_digits }),
+            digits: (!digits.is_empty()).then_some(DigitIndex {
+                rules: digits,
+                min_digits,
+            }),
             always,
         }
     }
@@ -183,9 +196,13 @@ impl Prefilter {
 
     /// How far `token` gets into the prefix automaton.
     pub fn prefix_state(&self, token: &[u8]) -> PrefixState {
-        let Some(pi) = &self.prefixes else { return PrefixState::None };
+        let Some(pi) = &self.prefixes else {
+            return PrefixState::None;
+        };
         let dfa = &pi.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return PrefixState::None };
+        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
+            return PrefixState::None;
+        };
         if token.is_empty() {
             return PrefixState::None;
         }
@@ -201,7 +218,15 @@ impl Prefilter {
         PrefixState::Partial
     }
 
-    fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, anchored: bool) {
+    fn push(
+        &self,
+        h: &[u8],
+        out: &mut Vec<Window>,
+        rule: u32,
+        hit_start: usize,
+        hit_end: usize,
+        anchored: bool,
+    ) {
         let reach = self.reach[rule as usize];
         let back = if anchored { 0 } else { reach.back };
         let mut start = hit_start.saturating_sub(back);
@@ -214,7 +239,12 @@ impl Prefilter {
                 end = hit_end + nl;
             }
         }
-        out.push(Window { rule, anchored, start, end });
+        out.push(Window {
+            rule,
+            anchored,
+            start,
+            end,
+        });
     }
 
     /// Returns false when `check_visible` is set and the text needs projecting.
@@ -234,10 +264,17 @@ impl Prefilter {
                 }
             }
             let inside_blob = c.token == u64::MAX && run >= LONG_RUN;
-            run = if c.token == u64::MAX { run + BLOCK } else { c.token.leading_ones() as usize };
+            run = if c.token == u64::MAX {
+                run + BLOCK
+            } else {
+                c.token.leading_ones() as usize
+            };
             if let Some(pi) = self.prefixes.as_ref().filter(|_| !inside_blob) {
                 let alnum = c.alnum();
                 let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
+                if !pi.digit_led {
+                    starts &= c.alpha;
+                }
                 // Starts after an escaped newline (`\nsk-...`) or a percent-encoding (`%3Dsk-...`).
                 starts |= alnum & from_behind(p.backslash, c.backslash, 2);
                 starts |= alnum & from_behind(p.percent, c.percent, 3);
@@ -255,7 +292,10 @@ impl Prefilter {
                     continue;
                 }
                 let grouped = |prev: u64, cur: &crate::classify::Masks, next: u64| {
-                    cur.digit | (cur.sep & from_behind(prev, cur.digit, 1) & from_ahead(cur.digit, next, 1))
+                    cur.digit
+                        | (cur.sep
+                            & from_behind(prev, cur.digit, 1)
+                            & from_ahead(cur.digit, next, 1))
                 };
                 let ds = grouped(p.digit, c, n.digit);
                 let ds_next = grouped(c.digit, n, 0);
@@ -278,7 +318,10 @@ impl Prefilter {
             return;
         }
         let dfa = &pi.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else { return };
+        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
+            return;
+        };
+        let mut run: Option<usize> = None;
         for &b in &h[at..] {
             sid = dfa.next_state(Anchored::Yes, sid, b);
             if dfa.is_special(sid) {
@@ -287,9 +330,16 @@ impl Prefilter {
                 }
                 if dfa.is_match(sid) {
                     for i in 0..dfa.match_len(sid) {
-                        let (rules, len) = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
-                        for &r in rules {
-                            self.push(h, out, r, at, at + len, true);
+                        let pat = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
+                        let len = pat.literal.len();
+                        let exact = h[at..at + len] == pat.literal[..];
+                        let run = *run.get_or_insert_with(|| {
+                            h[at..].iter().take_while(|&&b| is_token_byte(b)).count()
+                        });
+                        for &(r, min_run, case_sensitive) in &pat.rules {
+                            if run >= min_run && (exact || !case_sensitive) {
+                                self.push(h, out, r, at, at + len, true);
+                            }
                         }
                     }
                 }
@@ -314,7 +364,8 @@ impl Prefilter {
         let digit_at = |i: Option<usize>| i.and_then(|i| h.get(i)).is_some_and(u8::is_ascii_digit);
         // Identifiers (`user13812345678`) and the two halves of a decimal number are not numbers of their own.
         let in_identifier = before.is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            || after.is_some_and(|b| (b.is_ascii_alphabetic() && b != b'X' && b != b'x') || b == b'_');
+            || after
+                .is_some_and(|b| (b.is_ascii_alphabetic() && b != b'X' && b != b'x') || b == b'_');
         let decimal = (matches!(before, Some(b'.' | b',')) && digit_at(at.checked_sub(2)))
             || (matches!(after, Some(b'.' | b',')) && digit_at(Some(end + 1)));
         if in_identifier || decimal {
@@ -323,7 +374,12 @@ impl Prefilter {
         // One byte more so a trailing check character (`...002X`) is in range.
         let end = (end + 1).min(h.len());
         for &r in &di.rules {
-            out.push(Window { rule: r, anchored: false, start: at, end });
+            out.push(Window {
+                rule: r,
+                anchored: false,
+                start: at,
+                end,
+            });
         }
     }
 }
@@ -349,48 +405,76 @@ impl Matcher for Prefilter {
             });
         }
         for &r in &self.always {
-            out.push(Window { rule: r, anchored: false, start: 0, end: h.len() });
+            out.push(Window {
+                rule: r,
+                anchored: false,
+                start: 0,
+                end: h.len(),
+            });
         }
         true
     }
 }
 
 impl PrefixIndex {
-    fn new(lits: Vec<(Vec<u8>, u32)>, min_token: usize) -> Option<PrefixIndex> {
+    fn new(lits: Vec<(Vec<u8>, (u32, usize, bool))>, min_token: usize) -> Option<PrefixIndex> {
         if lits.is_empty() {
             return None;
         }
-        let mut patterns: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
-        for (lit, rule) in lits {
-            match patterns.iter_mut().find(|(l, _)| *l == lit) {
-                Some((_, rules)) => rules.push(rule),
-                None => patterns.push((lit, vec![rule])),
+        let mut patterns: Vec<PrefixPattern> = Vec::new();
+        for (literal, rule) in lits {
+            match patterns.iter_mut().find(|p| p.literal == literal) {
+                Some(p) => p.rules.push(rule),
+                None => patterns.push(PrefixPattern {
+                    literal,
+                    rules: vec![rule],
+                }),
             }
         }
         let dfa = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .start_kind(StartKind::Anchored)
-            .build(patterns.iter().map(|(l, _)| l))
+            .build(patterns.iter().map(|p| &p.literal))
             .expect("a DFA over a few hundred short literals always builds");
         let min_token = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32;
         let mut pairs = Box::new([0u64; 1024]);
-        for (lit, _) in &patterns {
-            let i = pair_index(lit[0], lit[1]);
-            pairs[i / 64] |= 1 << (i % 64);
+        for p in &patterns {
+            let (a, b) = (p.literal[0], p.literal[1]);
+            let any_case = p.rules.iter().any(|r| !r.2);
+            let cases = |x: u8| {
+                if any_case {
+                    [x.to_ascii_lowercase(), x.to_ascii_uppercase()]
+                } else {
+                    [x, x]
+                }
+            };
+            for a in cases(a) {
+                for b in cases(b) {
+                    let i = pair_index(a, b);
+                    pairs[i / 64] |= 1 << (i % 64);
+                }
+            }
         }
-        Some(PrefixIndex { pairs, dfa, patterns: patterns.into_iter().map(|(l, r)| (r, l.len())).collect(), min_token })
+        let digit_led = patterns.iter().any(|p| p.literal[0].is_ascii_digit());
+        Some(PrefixIndex {
+            pairs,
+            dfa,
+            patterns,
+            min_token,
+            digit_led,
+        })
     }
 }
 
 /// Bytes the classifier counts as part of a token (see `classify::Masks::token`).
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_.+/".contains(&b)
 }
 
 #[inline]
 fn pair_index(a: u8, b: u8) -> usize {
-    ((a | 0x20) as usize) << 8 | (b | 0x20) as usize
+    (a as usize) << 8 | b as usize
 }
 
 impl PrefixIndex {
@@ -437,7 +521,13 @@ impl KeywordIndex {
             }
         }
         let teddy = (seed_pats.len() <= TEDDY_MAX_SEEDS)
-            .then(|| packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(&seed_pats).build())
+            .then(|| {
+                packed::Config::new()
+                    .match_kind(packed::MatchKind::LeftmostFirst)
+                    .builder()
+                    .extend(&seed_pats)
+                    .build()
+            })
             .flatten();
         let search = match teddy {
             Some(searcher) => KeywordSearch::Teddy { searcher, seeds },
@@ -450,7 +540,11 @@ impl KeywordIndex {
                     .expect("an Aho-Corasick automaton over the keywords always builds"),
             ),
         };
-        Some(KeywordIndex { keywords, search, longest })
+        Some(KeywordIndex {
+            keywords,
+            search,
+            longest,
+        })
     }
 
     /// Calls `hit(keyword, start)` for every occurrence of every keyword.
@@ -472,16 +566,26 @@ impl KeywordIndex {
                     // Seeds starting in the overlap belong to the next segment.
                     let own_end = (seg + FOLD_SEGMENT).min(h.len()) - seg;
                     let mut from = 0;
-                    while let Some(m) = searcher.find_in(&folded, aho_corasick::Span { start: from, end: folded.len() }) {
+                    while let Some(m) = searcher.find_in(
+                        &folded,
+                        aho_corasick::Span {
+                            start: from,
+                            end: folded.len(),
+                        },
+                    ) {
                         if m.start() >= own_end {
                             break;
                         }
                         from = m.start() + 1;
                         for &(kw, off) in &seeds[m.pattern().as_usize()] {
                             let pos = seg + m.start();
-                            let Some(start) = pos.checked_sub(off) else { continue };
+                            let Some(start) = pos.checked_sub(off) else {
+                                continue;
+                            };
                             let lit = &self.keywords[kw as usize].0;
-                            if h.get(start..start + lit.len()).is_some_and(|s| s.eq_ignore_ascii_case(lit)) {
+                            if h.get(start..start + lit.len())
+                                .is_some_and(|s| s.eq_ignore_ascii_case(lit))
+                            {
                                 hit(kw, start);
                             }
                         }
@@ -512,7 +616,10 @@ fn rarest_window(lit: &[u8]) -> (usize, &[u8]) {
         .map(|i| {
             let w = &lit[i..i + n];
             let repeats = w.windows(2).filter(|p| p[0] == p[1]).count() as u32;
-            (w.iter().map(|&b| byte_weight(b)).sum::<u32>() + 30 * repeats, i)
+            (
+                w.iter().map(|&b| byte_weight(b)).sum::<u32>() + 30 * repeats,
+                i,
+            )
         })
         .min()
         .map(|(_, i)| (i, &lit[i..i + n]))
@@ -526,10 +633,15 @@ mod tests {
     fn triggers(prefixes: &[&str], keywords: &[&str], min_digits: Option<usize>) -> Triggers {
         Triggers {
             prefixes: prefixes.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            prefix_case_sensitive: false,
             keywords: keywords.iter().map(|s| s.as_bytes().to_vec()).collect(),
             min_digits,
-            min_len: 10,
-            reach: Reach { back: 64, forward: 64, multiline: false },
+            token_run: prefixes.iter().map(|p| p.len()).min().unwrap_or(2).max(6),
+            reach: Reach {
+                back: 64,
+                forward: 64,
+                multiline: false,
+            },
         }
     }
 
@@ -546,10 +658,19 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].start, 6);
         assert!(w[0].anchored);
-        assert!(windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(), "inside a word");
-        assert!(windows(&m, "ghp").is_empty(), "shorter than the prefix");
-        let named = Prefilter::new(&[triggers(&["DD_API_KEY"], &[], None)]);
-        assert_eq!(windows(&named, "export DD_API_KEY=0123456789abcdef").len(), 1, "a name before `=` is a token of its own");
+        assert!(
+            windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(),
+            "inside a word"
+        );
+        assert!(windows(&m, "ghp_x").is_empty(), "too short to be a token");
+        let mut named = triggers(&["DD_API_KEY"], &[], None);
+        named.token_run = 10;
+        let named = Prefilter::new(&[named]);
+        assert_eq!(
+            windows(&named, "export DD_API_KEY=0123456789abcdef").len(),
+            1,
+            "a name before `=` is a token of its own"
+        );
         let w = windows(&m, "\"line\\nghp_0123456789abcdefghijklmnopqrstuvwxyz\"");
         assert_eq!(w.len(), 1, "after an escaped newline");
     }
@@ -568,14 +689,23 @@ mod tests {
         let m = Prefilter::new(&[triggers(&[], &["password"], None)]);
         let w = windows(&m, "x\nDB_PASSWORD=hunter2\ny");
         assert_eq!(w.len(), 1);
-        assert_eq!(&"x\nDB_PASSWORD=hunter2\ny"[w[0].start..w[0].end], "DB_PASSWORD=hunter2");
+        assert_eq!(
+            &"x\nDB_PASSWORD=hunter2\ny"[w[0].start..w[0].end],
+            "DB_PASSWORD=hunter2"
+        );
         let long = format!("{}password{}", "a".repeat(FOLD_SEGMENT - 3), "b".repeat(10));
-        assert_eq!(windows(&m, &long).len(), 1, "keyword across a fold segment edge");
+        assert_eq!(
+            windows(&m, &long).len(),
+            1,
+            "keyword across a fold segment edge"
+        );
     }
 
     #[test]
     fn automaton_fallback_finds_the_same() {
-        let many: Vec<String> = (0..60u8).map(|i| format!("zq{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char)).collect();
+        let many: Vec<String> = (0..60u8)
+            .map(|i| format!("zq{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char))
+            .collect();
         let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
         let m = Prefilter::new(&[triggers(&[], &refs, None)]);
         assert_eq!(m.keyword_backend(), "aho-corasick");
@@ -587,7 +717,10 @@ mod tests {
         let m = Prefilter::new(&[triggers(&[], &[], Some(11))]);
         assert_eq!(windows(&m, "tel: 13812345678.").len(), 1);
         assert_eq!(windows(&m, "card 4111 1111 1111 1111 ok").len(), 1);
-        assert!(windows(&m, "x=0.13812345678123").is_empty(), "decimal fraction");
+        assert!(
+            windows(&m, "x=0.13812345678123").is_empty(),
+            "decimal fraction"
+        );
         assert!(windows(&m, "user13812345678").is_empty(), "identifier");
         assert!(windows(&m, "1.2483, 1.1419, -0.9623").is_empty());
         let w = windows(&m, "id 11010519491231002X");
@@ -598,7 +731,10 @@ mod tests {
     #[test]
     fn rarest_seed_avoids_dashes() {
         let (off, seed) = rarest_window(b"-----begin");
-        assert!(!seed.contains(&b'-') || off > 3, "{}", String::from_utf8_lossy(seed));
+        assert!(
+            !seed.contains(&b'-') || off > 3,
+            "{}",
+            String::from_utf8_lossy(seed)
+        );
     }
 }
-

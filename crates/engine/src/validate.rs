@@ -7,7 +7,13 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 use crate::rules::Validator;
 
 /// Runs one validator on the candidate secret `h[start..end]`.
-pub(crate) fn check(v: Validator, h: &[u8], start: usize, end: usize, placeholders: &PlaceholderCheck) -> bool {
+pub(crate) fn check(
+    v: Validator,
+    h: &[u8],
+    start: usize,
+    end: usize,
+    placeholders: &PlaceholderCheck,
+) -> bool {
     let secret = &h[start..end];
     match v {
         Validator::Luhn => luhn(secret),
@@ -22,15 +28,18 @@ pub(crate) fn check(v: Validator, h: &[u8], start: usize, end: usize, placeholde
         }
         Validator::Literal => {
             // A quoted value is a string literal whatever it looks like.
-            let quote = start.checked_sub(1).map(|i| h[i]).filter(|q| matches!(q, b'"' | b'\'' | b'`'));
+            let quote = start
+                .checked_sub(1)
+                .map(|i| h[i])
+                .filter(|q| matches!(q, b'"' | b'\'' | b'`'));
             quote.is_some_and(|q| h.get(end) == Some(&q)) || literal(secret)
         }
-        Validator::BasicAuth => {
-            decode_base64(secret).is_some_and(|d| d.contains(&b':') && url_password(&d, placeholders))
-        }
+        Validator::BasicAuth => decode_base64(secret)
+            .is_some_and(|d| d.contains(&b':') && url_password(&d, placeholders)),
         Validator::Base64PrivateKey => {
             let take = (secret.len().min(96) / 4) * 4;
-            decode_base64(&secret[..take]).is_some_and(|d| memchr::memmem::find(&d, b"PRIVATE KEY").is_some())
+            decode_base64(&secret[..take])
+                .is_some_and(|d| memchr::memmem::find(&d, b"PRIVATE KEY").is_some())
         }
     }
 }
@@ -44,7 +53,9 @@ pub(crate) fn check(v: Validator, h: &[u8], start: usize, end: usize, placeholde
 pub fn literal(v: &[u8]) -> bool {
     let ident_start = |b: u8| b.is_ascii_alphabetic() || b == b'_';
     let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    let Some(&first) = v.first() else { return false };
+    let Some(&first) = v.first() else {
+        return false;
+    };
     if first == b'$' || (first == b'%' && v.last() == Some(&b'%')) {
         return false;
     }
@@ -65,7 +76,10 @@ pub fn literal(v: &[u8]) -> bool {
         return true;
     }
     let letters: Vec<u8> = v.iter().copied().filter(u8::is_ascii_alphabetic).collect();
-    let flips = letters.windows(2).filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase()).count();
+    let flips = letters
+        .windows(2)
+        .filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase())
+        .count();
     flips * 2 > letters.len()
 }
 
@@ -175,18 +189,25 @@ pub fn github_checksum(token: &[u8]) -> bool {
     crc == 0 && encoded == check
 }
 
-const LENIENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent).with_decode_allow_trailing_bits(true);
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
 const URL_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
 const STD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
 
 /// Decodes standard or URL-safe base64, with or without padding.
 pub(crate) fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
-    let s = s.strip_suffix(b"==").or_else(|| s.strip_suffix(b"=")).unwrap_or(s);
+    let s = s
+        .strip_suffix(b"==")
+        .or_else(|| s.strip_suffix(b"="))
+        .unwrap_or(s);
     if s.iter().any(|&b| b == b'-' || b == b'_') {
         URL_LENIENT.decode(s).ok()
     } else {
-        STD_LENIENT.decode(s).ok().or_else(|| general_purpose::STANDARD_NO_PAD.decode(s).ok())
+        STD_LENIENT
+            .decode(s)
+            .ok()
+            .or_else(|| general_purpose::STANDARD_NO_PAD.decode(s).ok())
     }
 }
 
@@ -204,11 +225,15 @@ pub fn jwt(token: &[u8]) -> bool {
     if parts.len() != 3 && parts.len() != 5 {
         return false;
     }
-    let Some(header) = decode_base64(parts[0]).and_then(|h| json_object(&h)) else { return false };
+    let Some(header) = decode_base64(parts[0]).and_then(|h| json_object(&h)) else {
+        return false;
+    };
     if !header.get("alg").is_some_and(|a| a.is_string()) {
         return false;
     }
-    parts.len() == 5 || decode_base64(parts[1]).is_some_and(|p| serde_json::from_slice::<serde_json::Value>(&p).is_ok())
+    parts.len() == 5
+        || decode_base64(parts[1])
+            .is_some_and(|p| serde_json::from_slice::<serde_json::Value>(&p).is_ok())
 }
 
 /// `prefix_` + base64 JSON: the part after the last `_` (or the whole) decodes to a JSON object.
@@ -229,13 +254,20 @@ pub fn pem_body(block: &[u8]) -> bool {
     let mut body = Vec::with_capacity(block.len());
     for line in split_pem_lines(block) {
         let line = line.trim_ascii();
-        if line.is_empty() || line.starts_with(b"-----") || line.starts_with(b"---- ") || line.contains(&b':') {
+        if line.is_empty()
+            || line.starts_with(b"-----")
+            || line.starts_with(b"---- ")
+            || line.contains(&b':')
+        {
             continue; // armour lines and headers such as Proc-Type, DEK-Info, Comment
         }
         if line.starts_with(b"=") && line.len() <= 5 {
             continue; // PGP CRC-24 line
         }
-        if !line.iter().all(|&b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+        if !line
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+        {
             return false;
         }
         body.extend_from_slice(line);
@@ -249,7 +281,9 @@ pub fn pem_body(block: &[u8]) -> bool {
     }
     // Decode a whole number of quanta from the start; a truncated print is fine.
     let take = (body.len().min(64) / 4) * 4;
-    let Some(der) = decode_base64(&body[..take]) else { return false };
+    let Some(der) = decode_base64(&body[..take]) else {
+        return false;
+    };
     match der.first() {
         Some(0x30) => der.len() > 2,
         // OpenPGP packet tag: old or new format with the high bit set.
@@ -287,8 +321,26 @@ fn split_pem_lines(block: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// Passwords that documentation and defaults use instead of a real one.
 const DEFAULT_PASSWORDS: &[&str] = &[
-    "password", "passwd", "pass", "pwd", "secret", "changeme", "change_me", "admin", "root", "user",
-    "username", "guest", "test", "example", "postgres", "mysql", "redis", "default", "pw", "p",
+    "password",
+    "passwd",
+    "pass",
+    "pwd",
+    "secret",
+    "changeme",
+    "change_me",
+    "admin",
+    "root",
+    "user",
+    "username",
+    "guest",
+    "test",
+    "example",
+    "postgres",
+    "mysql",
+    "redis",
+    "default",
+    "pw",
+    "p",
 ];
 
 /// The password part of `user:password` (a bare pair, or the userinfo of a
@@ -314,7 +366,10 @@ pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
         return false;
     }
     let lower = pass.to_ascii_lowercase();
-    if DEFAULT_PASSWORDS.iter().any(|p| p.as_bytes() == lower.as_slice()) {
+    if DEFAULT_PASSWORDS
+        .iter()
+        .any(|p| p.as_bytes() == lower.as_slice())
+    {
         return false;
     }
     !(user.eq_ignore_ascii_case(pass))
@@ -322,16 +377,59 @@ pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
 
 /// Whole words that mark a value as a stand-in rather than a secret.
 const PLACEHOLDER_WORDS: &[&str] = &[
-    "example", "examples", "dummy", "fake", "mock", "placeholder", "changeme", "redacted",
-    "your", "xxx", "todo", "fixme", "none", "null", "nil", "undefined", "true", "false", "test",
-    "testing", "invalid",
+    "example",
+    "examples",
+    "dummy",
+    "fake",
+    "mock",
+    "placeholder",
+    "changeme",
+    "redacted",
+    "your",
+    "xxx",
+    "todo",
+    "fixme",
+    "none",
+    "null",
+    "nil",
+    "undefined",
+    "true",
+    "false",
+    "test",
+    "testing",
+    "invalid",
 ];
 
 /// Substrings that mark a value as elided, masked or templated.
 const PLACEHOLDER_MARKS: &[&str] = &[
-    "xxxx", "****", "....", "\u{2026}", "####", "????", "____", "${", "{{", "}}", "<%", "%>", "$(",
-    "os.environ", "getenv", "process.env", "env[", "secrets.", "changeme", "change_me", "your_",
-    "your-", "yourkey", "example", "placeholder", "[redacted", "redacted]", "(redacted",
+    "xxxx",
+    "****",
+    "....",
+    "\u{2026}",
+    "####",
+    "????",
+    "____",
+    "${",
+    "{{",
+    "}}",
+    "<%",
+    "%>",
+    "$(",
+    "os.environ",
+    "getenv",
+    "process.env",
+    "env[",
+    "secrets.",
+    "changeme",
+    "change_me",
+    "your_",
+    "your-",
+    "yourkey",
+    "example",
+    "placeholder",
+    "[redacted",
+    "redacted]",
+    "(redacted",
 ];
 
 /// Recognises placeholders: elided, masked or templated values and toy sequences.
@@ -359,14 +457,20 @@ impl PlaceholderCheck {
         if v.len() >= 3 && v.iter().all(|&b| b == v[0]) {
             return true;
         }
-        if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{')) && matches!(v.last(), Some(b'>' | b'%' | b'}')) {
+        if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{'))
+            && matches!(v.last(), Some(b'>' | b'%' | b'}'))
+        {
             return true;
         }
         let lower = v.to_ascii_lowercase();
         if has_ascending_run(&lower, 8) {
             return true;
         }
-        words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
+        // Stand-in words only count in word-like values (`test-secret`,
+        // `dummy_key_1`); a random key splits into many short pieces, and one
+        // of them spelling `nil` or `true` means nothing.
+        words(&lower).count() <= 4
+            && words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
     }
 }
 
@@ -440,9 +544,15 @@ mod tests {
 
     #[test]
     fn prc_id() {
-        assert!(prc_resident_id(b"11010519491231002X"), "the standard's sample has a valid check");
+        assert!(
+            prc_resident_id(b"11010519491231002X"),
+            "the standard's sample has a valid check"
+        );
         assert!(prc_resident_id(b"11010519491231002x"));
-        assert!(!prc_resident_id(b"110105194912310021"), "wrong check character");
+        assert!(
+            !prc_resident_id(b"110105194912310021"),
+            "wrong check character"
+        );
         assert!(!prc_resident_id(b"990105194912310028"), "no such province");
         assert!(!prc_resident_id(b"110105194902300027"), "30 February");
         assert!(!prc_resident_id(b"1101051949123100"), "too short");
@@ -465,7 +575,10 @@ mod tests {
     fn github() {
         let body = "R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu";
         let random = &body[..30];
-        let token = format!("ghp_{random}{}", b62(crc32fast::hash(random.as_bytes()) as u64));
+        let token = format!(
+            "ghp_{random}{}",
+            b62(crc32fast::hash(random.as_bytes()) as u64)
+        );
         assert!(github_checksum(token.as_bytes()), "{token}");
         let mut bad = token.clone().into_bytes();
         bad[10] = if bad[10] == b'a' { b'b' } else { b'a' };
@@ -477,7 +590,10 @@ mod tests {
     fn jwt_structure() {
         let good = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsIm5hbWUiOiJhbGljZSJ9.c2lnbmF0dXJl";
         assert!(jwt(good));
-        assert!(!jwt(b"eyJmb28iOiJiYXIifQ.eyJzdWIiOiI0MiJ9.c2ln"), "header without alg");
+        assert!(
+            !jwt(b"eyJmb28iOiJiYXIifQ.eyJzdWIiOiI0MiJ9.c2ln"),
+            "header without alg"
+        );
         assert!(!jwt(b"eyJhbGciOiJIUzI1NiJ9.notjson.sig"));
         assert!(!jwt(b"abc.def"));
     }
@@ -488,30 +604,76 @@ mod tests {
         assert!(pem_body(rsa.as_bytes()));
         let escaped = r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
         assert!(pem_body(escaped.as_bytes()));
-        assert!(!pem_body(b"-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"));
-        assert!(!pem_body(b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----"));
+        assert!(!pem_body(
+            b"-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
+        ));
+        assert!(!pem_body(
+            b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----"
+        ));
     }
 
     #[test]
     fn placeholders() {
-        for p in ["xxxxxxxxxxxxxxxx", "your-api-key-here", "<token>", "${API_KEY}", "********", "test-secret", "None",
-            "abcdefghijklmnop", "1234567890", "changeme", "EXAMPLEKEY", "os.environ['KEY']", "YOUR_API_KEY", "sk-a****awAA"]
-        {
-            assert!(PlaceholderCheck::new().matches(p.as_bytes()), "{p} should be a placeholder");
+        for p in [
+            "xxxxxxxxxxxxxxxx",
+            "your-api-key-here",
+            "<token>",
+            "${API_KEY}",
+            "********",
+            "test-secret",
+            "None",
+            "abcdefghijklmnop",
+            "1234567890",
+            "changeme",
+            "EXAMPLEKEY",
+            "os.environ['KEY']",
+            "YOUR_API_KEY",
+            "sk-a****awAA",
+        ] {
+            assert!(
+                PlaceholderCheck::new().matches(p.as_bytes()),
+                "{p} should be a placeholder"
+            );
         }
-        for s in ["Summer2024!", "R7kPq2LmN9xVt4Hs8WzC", "Contest2024", "hunter2-Qx9"] {
-            assert!(!PlaceholderCheck::new().matches(s.as_bytes()), "{s} is not a placeholder");
+        for s in [
+            "Summer2024!",
+            "R7kPq2LmN9xVt4Hs8WzC",
+            "Contest2024",
+            "hunter2-Qx9",
+            "Xk4nil9Qp2Ls7true2Rv8Nw3",
+        ] {
+            assert!(
+                !PlaceholderCheck::new().matches(s.as_bytes()),
+                "{s} is not a placeholder"
+            );
         }
     }
 
     #[test]
     fn literals() {
-        for lit in ["hunter2", "Summer2024!", "Xk29vLq7mZ", "a-b-c-d", "9f8e7d6c", "irWQYyEgJdOs"] {
+        for lit in [
+            "hunter2",
+            "Summer2024!",
+            "Xk29vLq7mZ",
+            "a-b-c-d",
+            "9f8e7d6c",
+            "irWQYyEgJdOs",
+        ] {
             assert!(literal(lit.as_bytes()), "{lit} is a literal");
         }
-        for r in ["pw", "password", "args.password", "self.db_pass2", "getpass()", "str", "getpass.getpass('x')", "$PASS",
-            "%DB_PASSWORD%", "dbPassword", "DATABASE_PASSWORD"]
-        {
+        for r in [
+            "pw",
+            "password",
+            "args.password",
+            "self.db_pass2",
+            "getpass()",
+            "str",
+            "getpass.getpass('x')",
+            "$PASS",
+            "%DB_PASSWORD%",
+            "dbPassword",
+            "DATABASE_PASSWORD",
+        ] {
             assert!(!literal(r.as_bytes()), "{r} is a reference");
         }
     }
@@ -524,7 +686,10 @@ mod tests {
         assert!(!url_password(b"postgres:postgres", &p));
         assert!(!url_password(b"app:${DB_PASSWORD}", &p));
         assert!(url_password(b"postgresql://app:Xk29vLq7mZ@db:5432/x", &p));
-        assert!(!url_password(b"postgresql://user:password@localhost/db", &p));
+        assert!(!url_password(
+            b"postgresql://user:password@localhost/db",
+            &p
+        ));
     }
 
     #[test]

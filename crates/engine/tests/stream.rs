@@ -21,7 +21,10 @@ fn texts() -> &'static [Vec<u8>] {
             for ex in rule.examples.iter().chain(&rule.negative_examples) {
                 out.push(ex.as_bytes().to_vec());
                 out.push(format!("$ run\n{ex}\nnext line 42\n").into_bytes());
-                let mid = ex.char_indices().nth(ex.chars().count() / 2).map_or(0, |(i, _)| i);
+                let mid = ex
+                    .char_indices()
+                    .nth(ex.chars().count() / 2)
+                    .map_or(0, |(i, _)| i);
                 out.push(format!("{}\x1b[1m{}\x1b[0m\n", &ex[..mid], &ex[mid..]).into_bytes());
                 out.push(format!("{}\u{200b}{}", &ex[..mid], &ex[mid..]).into_bytes());
             }
@@ -83,7 +86,12 @@ fn every_single_split_point() {
         let whole = engine().redact(text, &Style::default()).output.into_owned();
         for cut in 0..=text.len() {
             let got = stream(&[&text[..cut], &text[cut..]], Hold::Line, &Style::default());
-            assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&whole), "split at {cut} of {:?}", String::from_utf8_lossy(text));
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&whole),
+                "split at {cut} of {:?}",
+                String::from_utf8_lossy(text)
+            );
         }
     }
 }
@@ -100,7 +108,12 @@ fn byte_at_a_time_in_token_mode_leaks_nothing() {
         for f in &found {
             let secret = f.secret(text);
             if secret.len() >= 8 && !secret.iter().any(|&b| b == 0x1b || b >= 0x80) {
-                assert!(memchr_find(&out, secret).is_none(), "{:?} leaked from {:?}", String::from_utf8_lossy(secret), String::from_utf8_lossy(text));
+                assert!(
+                    memchr_find(&out, secret).is_none(),
+                    "{:?} leaked from {:?}",
+                    String::from_utf8_lossy(secret),
+                    String::from_utf8_lossy(text)
+                );
             }
         }
     }
