@@ -10,11 +10,7 @@ use clap::{Parser, Subcommand};
 use leakguard_engine::{Engine, RuleSet, StreamRedactor, Style};
 
 #[derive(Parser)]
-#[command(
-    name = "leakguard",
-    version,
-    about = "Find and mask secrets in text, files, notebooks and terminals"
-)]
+#[command(name = "leakguard", version, about = "Find and mask secrets in text, files, notebooks and terminals")]
 struct Cli {
     /// Extra rule file (leakguard TOML, or gitleaks TOML detected by its keys); repeatable.
     #[arg(long = "rules", global = true, value_name = "FILE")]
@@ -72,8 +68,8 @@ fn main() -> ExitCode {
 fn load_rules(cli: &Cli) -> Result<RuleSet> {
     let mut set = RuleSet::builtin();
     for path in &cli.rules {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read rule file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read rule file {}", path.display()))?;
         let part = if RuleSet::looks_like_gitleaks(&text) {
             RuleSet::from_gitleaks_toml(&text)
         } else {
@@ -83,12 +79,9 @@ fn load_rules(cli: &Cli) -> Result<RuleSet> {
         set.extend(part);
     }
     for path in &cli.gitleaks {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read rule file {}", path.display()))?;
-        set.extend(
-            RuleSet::from_gitleaks_toml(&text)
-                .with_context(|| format!("rule file {}", path.display()))?,
-        );
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read rule file {}", path.display()))?;
+        set.extend(RuleSet::from_gitleaks_toml(&text).with_context(|| format!("rule file {}", path.display()))?);
     }
     Ok(set)
 }
@@ -100,27 +93,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let engine = Arc::new(Engine::new(&set)?);
             redact_stdin(engine, style)
         }
-        Command::Rules {
-            command: RulesCommand::List { format },
-        } => {
+        Command::Rules { command: RulesCommand::List { format } } => {
             let engine = Engine::new(&set)?;
             let rules: Vec<_> = engine.rules().collect();
             match format {
                 ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rules)?),
                 ListFormat::Text => {
                     for r in rules {
-                        println!(
-                            "{:<36} {:<10} {:<8} {}",
-                            r.id, r.category, r.severity, r.description
-                        );
+                        println!("{:<36} {:<10} {:<8} {}", r.id, r.category, r.severity, r.description);
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules {
-            command: RulesCommand::Check,
-        } => {
+        Command::Rules { command: RulesCommand::Check } => {
             let report = leakguard_engine::selftest::check(&set, true);
             for f in &report.failures {
                 println!("FAIL {f}");
@@ -132,11 +118,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 report.negative_examples,
                 report.failures.len()
             );
-            Ok(if report.failures.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
     }
 }

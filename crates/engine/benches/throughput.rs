@@ -16,10 +16,7 @@ use leakguard_engine::{Engine, StreamRedactor, Style};
 
 fn load(path: &Path) -> Vec<u8> {
     let mut files: Vec<PathBuf> = if path.is_dir() {
-        std::fs::read_dir(path)
-            .expect("corpus directory")
-            .map(|e| e.unwrap().path())
-            .collect()
+        std::fs::read_dir(path).expect("corpus directory").map(|e| e.unwrap().path()).collect()
     } else {
         vec![path.to_path_buf()]
     };
@@ -43,17 +40,12 @@ fn best_of<F: FnMut() -> usize>(runs: usize, mut f: F) -> (f64, usize) {
 }
 
 fn main() {
-    let mut args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let mut args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     if args.is_empty() {
         match std::env::var("LEAKGUARD_CORPUS") {
             Ok(p) => args.push(p),
             Err(_) => {
-                eprintln!(
-                    "no corpus: pass a file or directory, or set LEAKGUARD_CORPUS (see benches/README.md)"
-                );
+                eprintln!("no corpus: pass a file or directory, or set LEAKGUARD_CORPUS (see benches/README.md)");
                 return;
             }
         }
@@ -69,13 +61,8 @@ fn main() {
     for arg in args {
         let data = load(Path::new(&arg));
         let mb = data.len() as f64 / 1e6;
-        let (secs, found) = best_of(3, || {
-            data.chunks(1 << 20).map(|c| engine.find(c).len()).sum()
-        });
-        println!(
-            "{arg}: {mb:.1} MB  find   {:>7.0} MB/s  {found} findings",
-            mb / secs
-        );
+        let (secs, found) = best_of(3, || data.chunks(1 << 20).map(|c| engine.find(c).len()).sum());
+        println!("{arg}: {mb:.1} MB  find   {:>7.0} MB/s  {found} findings", mb / secs);
         let (secs, out_len) = best_of(3, || {
             let mut s = StreamRedactor::new(engine.clone(), Style::default());
             let mut out = Vec::with_capacity(1 << 21);
@@ -89,9 +76,6 @@ fn main() {
             s.flush(&mut out);
             total + out.len()
         });
-        println!(
-            "{arg}: {mb:.1} MB  stream {:>7.0} MB/s  {out_len} bytes out",
-            mb / secs
-        );
+        println!("{arg}: {mb:.1} MB  stream {:>7.0} MB/s  {out_len} bytes out", mb / secs);
     }
 }

@@ -134,10 +134,7 @@ macro_rules! simd_classify {
                         let digit = in_range(v, b'0', b'9');
                         let alpha = in_range($or(v, $set1(0x20)), b'a', b'z');
                         let dash = eq(v, b'-');
-                        let punct = $or(
-                            $or(dash, eq(v, b'_')),
-                            $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))),
-                        );
+                        let punct = $or($or(dash, eq(v, b'_')), $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))));
                         let shift = $width * lane;
                         m.digit |= bits(digit) << shift;
                         m.alpha |= bits(alpha) << shift;
@@ -145,8 +142,7 @@ macro_rules! simd_classify {
                         m.sep |= bits($or(eq(v, b' '), dash)) << shift;
                         m.backslash |= bits(eq(v, b'\\')) << shift;
                         m.percent |= bits(eq(v, b'%')) << shift;
-                        let special =
-                            $or($or(eq(v, 0x1b), eq(v, 0x08)), $or(eq(v, 0xe2), eq(v, 0xef)));
+                        let special = $or($or(eq(v, 0x1b), eq(v, 0x08)), $or(eq(v, 0xe2), eq(v, 0xef)));
                         m.special |= bits($or(special, $or(eq(v, 0xc2), eq(v, 0xe1)))) << shift;
                     }
                 }
@@ -188,19 +184,44 @@ simd_classify!(
 );
 
 /// Bit `p` set iff bits `p..p+len` of `w` are all set (`len` in 1..=64).
-#[inline]
+#[cfg(test)]
 pub(crate) fn runs_of(w: u128, len: u32) -> u128 {
-    debug_assert!((1..=64).contains(&len));
-    let mut r = w;
-    let mut have = 1;
-    while have * 2 <= len {
-        r &= r >> have;
-        have *= 2;
+    Runs::new(len).of(w)
+}
+
+/// A precomputed `runs_of` for one length: at most seven shift-and steps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Runs {
+    shifts: [u32; 7],
+    n: usize,
+}
+
+impl Runs {
+    pub fn new(len: u32) -> Runs {
+        debug_assert!((1..=64).contains(&len));
+        let mut shifts = [0; 7];
+        let mut n = 0;
+        let mut have = 1;
+        while have * 2 <= len {
+            shifts[n] = have;
+            n += 1;
+            have *= 2;
+        }
+        if have < len {
+            shifts[n] = len - have;
+            n += 1;
+        }
+        Runs { shifts, n }
     }
-    if have < len {
-        r &= r >> (len - have);
+
+    #[inline]
+    pub fn of(&self, w: u128) -> u128 {
+        let mut r = w;
+        for &k in &self.shifts[..self.n] {
+            r &= r >> k;
+        }
+        r
     }
-    r
 }
 
 /// Walks a haystack block by block, giving each block's masks together
@@ -208,10 +229,9 @@ pub(crate) fn runs_of(w: u128, len: u32) -> u128 {
 pub(crate) struct BlockWalker<'h> {
     classifier: Classifier,
     haystack: &'h [u8],
-    next_at: usize,
-    pub prev: Masks,
-    pub cur: Masks,
-    pub next: Masks,
+    /// Masks of the previous, current and next block, rotating.
+    ring: [Masks; 3],
+    cur_slot: usize,
     /// Offset of the current block in the haystack.
     pub at: usize,
     started: bool,
@@ -219,27 +239,15 @@ pub(crate) struct BlockWalker<'h> {
 
 impl<'h> BlockWalker<'h> {
     pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h> {
-        let mut w = BlockWalker {
-            classifier,
-            haystack,
-            next_at: 0,
-            prev: Masks::default(),
-            cur: Masks::default(),
-            next: Masks::default(),
-            at: 0,
-            started: false,
-        };
-        w.next = w.load();
+        let mut w =
+            BlockWalker { classifier, haystack, ring: [Masks::default(); 3], cur_slot: 0, at: 0, started: false };
+        w.ring[1] = w.load(0);
         w
     }
 
-    fn load(&mut self) -> Masks {
-        let at = self.next_at;
-        self.next_at += BLOCK;
+    fn load(&self, at: usize) -> Masks {
         match self.haystack.get(at..at + BLOCK) {
-            Some(b) => self
-                .classifier
-                .classify(b.try_into().expect("a block is 64 bytes")),
+            Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
             None if at < self.haystack.len() => {
                 // Zero padding classifies as "nothing", which ends every run.
                 let mut pad = [0u8; BLOCK];
@@ -252,6 +260,7 @@ impl<'h> BlockWalker<'h> {
     }
 
     /// Moves to the next block; false at the end of the haystack.
+    #[inline]
     pub fn advance(&mut self) -> bool {
         if self.started {
             self.at += BLOCK;
@@ -260,10 +269,25 @@ impl<'h> BlockWalker<'h> {
         if self.at >= self.haystack.len() {
             return false;
         }
-        self.prev = self.cur;
-        self.cur = self.next;
-        self.next = self.load();
+        self.cur_slot = (self.cur_slot + 1) % 3;
+        let next = self.load(self.at + BLOCK);
+        self.ring[(self.cur_slot + 1) % 3] = next;
         true
+    }
+
+    #[inline]
+    pub fn prev(&self) -> &Masks {
+        &self.ring[(self.cur_slot + 2) % 3]
+    }
+
+    #[inline]
+    pub fn cur(&self) -> &Masks {
+        &self.ring[self.cur_slot]
+    }
+
+    #[inline]
+    pub fn next(&self) -> &Masks {
+        &self.ring[(self.cur_slot + 1) % 3]
     }
 }
 
@@ -315,7 +339,7 @@ mod tests {
         let mut w = BlockWalker::new(Classifier::new(), &text);
         let mut digits = 0;
         while w.advance() {
-            digits += w.cur.digit.count_ones();
+            digits += w.cur().digit.count_ones();
         }
         assert_eq!(digits, 130);
     }

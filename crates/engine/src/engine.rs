@@ -1,11 +1,12 @@
 //! The compiled engine: rules + matcher, finding and redacting secrets.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use regex_automata::meta::{self, Regex};
 use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, PatternID};
+use regex_automata::{Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -63,7 +64,10 @@ const EXTENDED_REACH: usize = 256 * 1024;
 
 struct CompiledRule {
     rule: Rule,
-    regex: Regex,
+    hir: Hir,
+    /// Built on first use: most rules never see a trigger, and building
+    /// every automaton up front would cost a notebook kernel its start-up.
+    regex: OnceLock<Result<Regex, String>>,
     secret_group: usize,
     allow: Vec<CompiledAllowlist>,
     context: Vec<Regex>,
@@ -92,9 +96,7 @@ pub struct Engine {
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine")
-            .field("rules", &self.rules.len())
-            .finish()
+        f.debug_struct("Engine").field("rules", &self.rules.len()).finish()
     }
 }
 
@@ -103,38 +105,48 @@ fn syntax_config() -> syntax::Config {
 }
 
 fn parse_hir(pattern: &str) -> Result<Hir, String> {
-    regex_syntax::ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .build()
-        .parse(pattern)
-        .map_err(|e| e.to_string())
+    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).map_err(|e| e.to_string())
 }
 
 fn build_regex(hir: &Hir) -> Result<Regex, String> {
     meta::Builder::new()
         .syntax(syntax_config())
-        .configure(
-            meta::Config::new()
-                .nfa_size_limit(Some(64 << 20))
-                .utf8_empty(false),
-        )
+        .configure(meta::Config::new().nfa_size_limit(Some(64 << 20)).utf8_empty(false))
         .build_from_hir(hir)
         .map_err(|e| e.to_string())
+}
+
+/// Names of the capture groups in the order of their indices (1, 2, ...).
+fn capture_names(hir: &Hir) -> Vec<Option<String>> {
+    fn walk(h: &Hir, out: &mut Vec<(u32, Option<String>)>) {
+        match h.kind() {
+            HirKind::Capture(c) => {
+                out.push((c.index, c.name.as_deref().map(String::from)));
+                walk(&c.sub, out);
+            }
+            HirKind::Repetition(r) => walk(&r.sub, out),
+            HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut v = Vec::new();
+    walk(hir, &mut v);
+    v.sort_by_key(|(i, _)| *i);
+    v.into_iter().map(|(_, n)| n).collect()
+}
+
+impl CompiledRule {
+    fn regex(&self) -> Result<&Regex, &str> {
+        self.regex.get_or_init(|| build_regex(&self.hir)).as_ref().map_err(String::as_str)
+    }
 }
 
 /// Whether any part of the pattern can match a line feed.
 fn can_match_newline(hir: &Hir) -> bool {
     match hir.kind() {
         HirKind::Literal(lit) => lit.0.contains(&b'\n'),
-        HirKind::Class(Class::Bytes(c)) => c
-            .ranges()
-            .iter()
-            .any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
-        HirKind::Class(Class::Unicode(c)) => c
-            .ranges()
-            .iter()
-            .any(|r| r.start() <= '\n' && '\n' <= r.end()),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| r.start() <= '\n' && '\n' <= r.end()),
         HirKind::Repetition(r) => can_match_newline(&r.sub),
         HirKind::Capture(c) => can_match_newline(&c.sub),
         HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(can_match_newline),
@@ -159,10 +171,7 @@ fn leading_token_run(hir: &Hir) -> usize {
                 (usize::from(all), all)
             }
             HirKind::Class(Class::Unicode(c)) => {
-                let all = c
-                    .ranges()
-                    .iter()
-                    .all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii() && token(ch as u8)));
+                let all = c.ranges().iter().all(|r| (r.start()..=r.end()).all(|ch| ch.is_ascii() && token(ch as u8)));
                 (usize::from(all), all)
             }
             HirKind::Repetition(r) => {
@@ -193,10 +202,7 @@ fn leading_token_run(hir: &Hir) -> usize {
             }
             HirKind::Alternation(v) => {
                 let parts: Vec<(usize, bool)> = v.iter().map(go).collect();
-                (
-                    parts.iter().map(|p| p.0).min().unwrap_or(0),
-                    parts.iter().all(|p| p.1),
-                )
+                (parts.iter().map(|p| p.0).min().unwrap_or(0), parts.iter().all(|p| p.1))
             }
         }
     }
@@ -205,10 +211,7 @@ fn leading_token_run(hir: &Hir) -> usize {
 
 /// Literal starts of every match, when the regex has a small set of them.
 fn extract_prefixes(hir: &Hir) -> Option<Vec<Vec<u8>>> {
-    let seq = Extractor::new()
-        .kind(ExtractKind::Prefix)
-        .limit_total(256)
-        .extract(hir);
+    let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(256).extract(hir);
     let lits = seq.literals()?;
     if lits.is_empty() || lits.len() > 64 || lits.iter().any(|l| l.as_bytes().len() < 3) {
         return None;
@@ -233,11 +236,7 @@ fn compile_allowlist(a: &Allowlist, owner: Option<&str>) -> Result<CompiledAllow
     Ok(CompiledAllowlist {
         regexes,
         target: a.target,
-        stopwords: a
-            .stopwords
-            .iter()
-            .map(|s| s.to_ascii_lowercase().into_bytes())
-            .collect(),
+        stopwords: a.stopwords.iter().map(|s| s.to_ascii_lowercase().into_bytes()).collect(),
         values: a.values.iter().map(|s| s.as_bytes().to_vec()).collect(),
         condition: a.condition,
     })
@@ -279,17 +278,23 @@ impl Engine {
             rules.push(compiled);
             triggers.push(trig);
         }
-        let global_allow = set
-            .allowlist
-            .iter()
-            .map(|a| compile_allowlist(a, None))
-            .collect::<Result<_, _>>()?;
+        let global_allow = set.allowlist.iter().map(|a| compile_allowlist(a, None)).collect::<Result<_, _>>()?;
         Ok(Engine {
             rules,
             global_allow,
             matcher: Prefilter::new(&triggers),
             placeholders: validate::PlaceholderCheck::new(),
         })
+    }
+
+    /// Builds every rule's automaton now (they are otherwise built on first
+    /// use), so a rule that parses but is too big to compile shows up at
+    /// load time. `rules check` and `config check` call this.
+    pub fn compile_all(&self) -> Result<(), RuleError> {
+        for cr in &self.rules {
+            cr.regex().map_err(|e| RuleError::rule(&cr.rule.id, format!("`regex` does not compile: {e}")))?;
+        }
+        Ok(())
     }
 
     /// The built-in rule pack, compiled.
@@ -301,10 +306,7 @@ impl Engine {
     pub fn for_rule(rule: &Rule) -> Result<Engine, RuleError> {
         let mut rule = rule.clone();
         rule.enabled = true;
-        Engine::new(&RuleSet {
-            rules: vec![rule],
-            allowlist: Vec::new(),
-        })
+        Engine::new(&RuleSet { rules: vec![rule], allowlist: Vec::new() })
     }
 
     /// The enabled rules, in the order findings refer to them.
@@ -345,11 +347,7 @@ impl Engine {
         let mut windows = Vec::new();
         if self.matcher.windows(haystack, true, &mut windows) {
             let (findings, growing) = self.evaluate(haystack, windows);
-            return Scan {
-                findings,
-                projection: None,
-                growing,
-            };
+            return Scan { findings, projection: None, growing };
         }
         let p = normalize::project(haystack);
         windows.clear();
@@ -360,11 +358,7 @@ impl Engine {
             (f.match_start, f.match_end) = p.raw_span(f.match_start, f.match_end);
         }
         let growing = growing.map(|g| p.map.get(g).copied().unwrap_or(haystack.len()));
-        Scan {
-            findings,
-            projection: Some(p),
-            growing,
-        }
+        Scan { findings, projection: Some(p), growing }
     }
 
     /// Runs each rule's regex in its windows.
@@ -380,38 +374,18 @@ impl Engine {
         caps.resize_with(self.rules.len(), || None);
         let mut i = 0;
         while i < windows.len() {
-            let Window {
-                rule,
-                anchored,
-                start,
-                mut end,
-            } = windows[i];
+            let Window { rule, anchored, start, mut end } = windows[i];
             i += 1;
             if !anchored {
-                while i < windows.len()
-                    && windows[i].rule == rule
-                    && !windows[i].anchored
-                    && windows[i].start <= end
-                {
+                while i < windows.len() && windows[i].rule == rule && !windows[i].anchored && windows[i].start <= end {
                     end = end.max(windows[i].end);
                     i += 1;
                 }
             }
-            let caps = caps[rule as usize]
-                .get_or_insert_with(|| self.rules[rule as usize].regex.create_captures());
-            self.run_rule(
-                rule as usize,
-                h,
-                Window {
-                    rule,
-                    anchored,
-                    start,
-                    end,
-                },
-                caps,
-                &mut found,
-                &mut growing,
-            );
+            let Ok(regex) = self.rules[rule as usize].regex() else { continue };
+            let caps = caps[rule as usize].get_or_insert_with(|| regex.create_captures());
+            let w = Window { rule, anchored, start, end };
+            self.run_rule(rule as usize, regex, h, w, caps, &mut found, &mut growing);
         }
         found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
         found.dedup();
@@ -421,9 +395,11 @@ impl Engine {
     /// Appends the rule's findings in the window. `growing` gets the start of
     /// any multi-line match that could still grow with more lines, whether
     /// or not it is a finding yet (a key header before its body).
+    #[allow(clippy::too_many_arguments)]
     fn run_rule(
         &self,
         index: usize,
+        regex: &Regex,
         h: &[u8],
         w: Window,
         caps: &mut Captures,
@@ -431,25 +407,17 @@ impl Engine {
         growing: &mut Option<usize>,
     ) {
         let cr = &self.rules[index];
-        let anchored = if w.anchored {
-            Anchored::Yes
-        } else {
-            Anchored::No
-        };
+        let anchored = if w.anchored { Anchored::Yes } else { Anchored::No };
         let mut input = Input::new(h).range(w.start..w.end).anchored(anchored);
         loop {
-            cr.regex.search_captures(&input, caps);
+            regex.search_captures(&input, caps);
             let Some(mut m) = caps.get_match() else { break };
-            let continues = h
-                .get(input.end())
-                .is_some_and(|&b| cr.multiline || b != b'\n');
+            let continues = h.get(input.end()).is_some_and(|&b| cr.multiline || b != b'\n');
             if m.end() == input.end() && continues && input.end() < w.start + EXTENDED_REACH {
                 // The match ran into the window's end: it may be longer.
-                let wider = input
-                    .clone()
-                    .range(m.start()..h.len().min(w.start + EXTENDED_REACH))
-                    .anchored(Anchored::Yes);
-                cr.regex.search_captures(&wider, caps);
+                let wider =
+                    input.clone().range(m.start()..h.len().min(w.start + EXTENDED_REACH)).anchored(Anchored::Yes);
+                regex.search_captures(&wider, caps);
                 match caps.get_match() {
                     Some(longer) => m = longer,
                     None => break,
@@ -460,13 +428,8 @@ impl Engine {
             }
             if let Some(secret) = caps.get_group(cr.secret_group).filter(|s| !s.is_empty()) {
                 let (s, e) = snap_to_chars(h, secret.start, secret.end);
-                let f = Finding {
-                    rule: index,
-                    start: s,
-                    end: e,
-                    match_start: m.start().min(s),
-                    match_end: m.end().max(e),
-                };
+                let f =
+                    Finding { rule: index, start: s, end: e, match_start: m.start().min(s), match_end: m.end().max(e) };
                 if self.accept(cr, h, &f) {
                     out.push(f);
                 }
@@ -484,12 +447,7 @@ impl Engine {
 
     fn accept(&self, cr: &CompiledRule, h: &[u8], f: &Finding) -> bool {
         let secret = f.secret(h);
-        if cr
-            .allow
-            .iter()
-            .chain(&self.global_allow)
-            .any(|a| a.allows(h, f))
-        {
+        if cr.allow.iter().chain(&self.global_allow).any(|a| a.allows(h, f)) {
             return false;
         }
         if let Some(min) = cr.rule.entropy {
@@ -497,12 +455,7 @@ impl Engine {
                 return false;
             }
         }
-        if !cr
-            .rule
-            .validators
-            .iter()
-            .all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders))
-        {
+        if !cr.rule.validators.iter().all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders)) {
             return false;
         }
         if cr.rule.placeholder_check {
@@ -527,31 +480,20 @@ impl Engine {
     /// Finds and masks every secret. Overlapping findings are masked as one
     /// span. Text without findings comes back borrowed and byte-exact.
     pub fn redact<'h>(&self, haystack: &'h [u8], style: &Style) -> Redaction<'h> {
-        let Scan {
-            findings,
-            projection,
-            ..
-        } = self.scan(haystack);
+        let Scan { findings, projection, .. } = self.scan(haystack);
         if findings.is_empty() {
-            return Redaction {
-                output: Cow::Borrowed(haystack),
-                findings,
-            };
+            return Redaction { output: Cow::Borrowed(haystack), findings };
         }
         let mut out = Vec::with_capacity(haystack.len());
         self.write_redacted(haystack, &findings, style, projection.as_ref(), &mut out);
-        Redaction {
-            output: Cow::Owned(out),
-            findings,
-        }
+        Redaction { output: Cow::Owned(out), findings }
     }
 
     /// `haystack` with only the given findings (from [`Engine::find`] on the
     /// same haystack) masked: for callers that mask some findings and only
     /// log others.
     pub fn redact_findings(&self, haystack: &[u8], findings: &[Finding], style: &Style) -> Vec<u8> {
-        let projection =
-            normalize::needs_projection_quick(haystack).then(|| normalize::project(haystack));
+        let projection = normalize::needs_projection_quick(haystack).then(|| normalize::project(haystack));
         let mut out = Vec::with_capacity(haystack.len());
         self.write_redacted(haystack, findings, style, projection.as_ref(), &mut out);
         out
@@ -591,21 +533,14 @@ fn line_of(h: &[u8], start: usize, end: usize) -> &[u8] {
 }
 
 /// Sorted findings to disjoint spans; overlapping ones become one.
-pub(crate) fn merge_spans<'a>(
-    findings: &[Finding],
-    rule_id: impl Fn(&Finding) -> &'a str,
-) -> Vec<Span<'a>> {
+pub(crate) fn merge_spans<'a>(findings: &[Finding], rule_id: impl Fn(&Finding) -> &'a str) -> Vec<Span<'a>> {
     let mut spans: Vec<Span<'a>> = Vec::with_capacity(findings.len());
     let mut sorted: Vec<&Finding> = findings.iter().collect();
     sorted.sort_by_key(|f| (f.start, std::cmp::Reverse(f.end)));
     for f in sorted {
         match spans.last_mut() {
             Some(last) if f.start < last.end => last.end = last.end.max(f.end),
-            _ => spans.push(Span {
-                start: f.start,
-                end: f.end,
-                rule_id: rule_id(f),
-            }),
+            _ => spans.push(Span { start: f.start, end: f.end, rule_id: rule_id(f) }),
         }
     }
     spans
@@ -630,28 +565,26 @@ fn snap_to_chars(h: &[u8], start: usize, end: usize) -> (usize, usize) {
 
 fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let id = &rule.id;
-    let hir = parse_hir(&rule.regex)
-        .map_err(|e| RuleError::rule(id, format!("`regex` does not parse: {e}")))?;
-    let regex = build_regex(&hir)
-        .map_err(|e| RuleError::rule(id, format!("`regex` does not compile: {e}")))?;
-    let groups = regex.group_info();
-    let group_count = groups.group_len(PatternID::ZERO);
+    let hir = parse_hir(&rule.regex).map_err(|e| RuleError::rule(id, format!("`regex` does not parse: {e}")))?;
+    let names = capture_names(&hir);
+    let group_count = names.len() + 1;
     let secret_group = match &rule.secret_group {
         Some(SecretGroup::Index(i)) if *i < group_count => *i,
         Some(SecretGroup::Index(i)) => {
             return Err(RuleError::rule(
                 id,
-                format!(
-                    "`secret_group` is {i} but the regex has {} groups",
-                    group_count - 1
-                ),
+                format!("`secret_group` is {i} but the regex has {} groups", group_count - 1),
             ));
         }
-        Some(SecretGroup::Name(n)) => groups
-            .to_index(PatternID::ZERO, n)
+        Some(SecretGroup::Name(n)) => names
+            .iter()
+            .position(|g| g.as_deref() == Some(n))
+            .map(|i| i + 1)
             .ok_or_else(|| RuleError::rule(id, format!("the regex has no group named `{n}`")))?,
-        None => groups
-            .to_index(PatternID::ZERO, "secret")
+        None => names
+            .iter()
+            .position(|g| g.as_deref() == Some("secret"))
+            .map(|i| i + 1)
             .unwrap_or(if group_count > 1 { 1 } else { 0 }),
     };
     let props = hir.properties();
@@ -662,14 +595,11 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let reach = Reach {
         back: bound.min(KEYWORD_BACK),
         forward: bound,
+        anchored_forward: max_len.unwrap_or(EXTENDED_REACH).min(EXTENDED_REACH),
         multiline,
     };
     let mut prefixes: Vec<Vec<u8>> = Vec::new();
-    let mut keywords: Vec<Vec<u8>> = rule
-        .keywords
-        .iter()
-        .map(|k| k.as_bytes().to_vec())
-        .collect();
+    let mut keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
     for p in &rule.prefixes {
         // A prefix must start a token; anything else is found as a keyword.
         if p.as_bytes()[0].is_ascii_alphanumeric() {
@@ -681,30 +611,24 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     if prefixes.is_empty() && keywords.is_empty() && rule.min_digits.is_none() {
         if let Some(lits) = extract_prefixes(&hir) {
             for l in lits {
-                if l[0].is_ascii_alphanumeric() {
-                    prefixes.push(l)
-                } else {
-                    keywords.push(l)
-                }
+                if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
             }
         }
     }
-    let allow = rule
-        .allowlist
-        .iter()
-        .map(|a| compile_allowlist(a, Some(id)))
-        .collect::<Result<_, _>>()?;
+    let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
     let context = rule
         .context
         .iter()
         .map(|r| {
-            parse_hir(r).and_then(|h| build_regex(&h)).map_err(|e| {
-                RuleError::rule(id, format!("context regex `{r}` does not compile: {e}"))
-            })
+            parse_hir(r)
+                .and_then(|h| build_regex(&h))
+                .map_err(|e| RuleError::rule(id, format!("context regex `{r}` does not compile: {e}")))
         })
         .collect::<Result<_, _>>()?;
+    let token_run = leading_token_run(&hir).min(min_len.max(1));
     let compiled = CompiledRule {
-        regex,
+        hir,
+        regex: OnceLock::new(),
         secret_group,
         allow,
         context,
@@ -715,14 +639,10 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let triggers = Triggers {
         prefixes,
         // `(?i)` or `(?i:` at the start of the regex makes its prefixes case-insensitive.
-        prefix_case_sensitive: !rule
-            .regex
-            .trim_start()
-            .trim_start_matches("(?:")
-            .starts_with("(?i"),
+        prefix_case_sensitive: !rule.regex.trim_start().trim_start_matches("(?:").starts_with("(?i"),
         keywords,
         min_digits: rule.min_digits,
-        token_run: leading_token_run(&hir).min(min_len.max(1)),
+        token_run,
         reach,
     };
     Ok((compiled, triggers))
@@ -751,10 +671,7 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let text = b"export GITHUB_TOKEN=ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p; echo ok";
         let r = e.redact(text, &Style::default());
         assert_eq!(r.findings.len(), 1);
-        assert_eq!(
-            std::str::from_utf8(&r.output).unwrap(),
-            "export GITHUB_TOKEN=[REDACTED]; echo ok"
-        );
+        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "export GITHUB_TOKEN=[REDACTED]; echo ok");
     }
 
     #[test]
@@ -769,21 +686,10 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let e = engine(GH);
         let text = b"\x1b[01;31m\x1b[Kghp_R7kPq2LmN9x\x1b[m\x1b[KVt4Hs8WzC1bYd6FjG3aEu0K9p done";
         let r = e.redact(text, &Style::default());
-        assert_eq!(
-            r.output.as_ref(),
-            b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done"
-        );
+        assert_eq!(r.output.as_ref(), b"\x1b[01;31m\x1b[K[REDACTED]\x1b[m\x1b[K done");
         let r = e.redact(text, &Style::SameWidth(b'*'));
-        let expected = format!(
-            "\x1b[01;31m\x1b[K{}\x1b[m\x1b[K{} done",
-            "*".repeat(15),
-            "*".repeat(25)
-        );
-        assert_eq!(
-            r.output.as_ref(),
-            expected.as_bytes(),
-            "escapes stay where they were"
-        );
+        let expected = format!("\x1b[01;31m\x1b[K{}\x1b[m\x1b[K{} done", "*".repeat(15), "*".repeat(25));
+        assert_eq!(r.output.as_ref(), expected.as_bytes(), "escapes stay where they were");
     }
 
     #[test]
@@ -800,18 +706,14 @@ regex = '''(?i)password\s*=\s*"([^"]{6,})"'''
         );
         let r = e.redact(br#"db_password = "Xk29vLq7mZ" # prod"#, &Style::default());
         assert_eq!(r.output.as_ref(), br#"db_password = "[REDACTED]" # prod"#);
-        assert!(
-            e.find(br#"password = "changeme""#).is_empty(),
-            "placeholder"
-        );
+        assert!(e.find(br#"password = "changeme""#).is_empty(), "placeholder");
     }
 
     #[test]
     fn bad_regex_names_rule() {
-        let set = RuleSet::from_toml(
-            "[[rules]]\nid = \"broken\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'a(b'\n",
-        )
-        .unwrap();
+        let set =
+            RuleSet::from_toml("[[rules]]\nid = \"broken\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'a(b'\n")
+                .unwrap();
         let err = Engine::new(&set).unwrap_err();
         assert_eq!(err.rule_id(), Some("broken"));
         assert!(err.to_string().contains("regex"), "{err}");
@@ -837,9 +739,7 @@ values = ["AKIAIOSFODNN7EXAMPLE"]
 
     #[test]
     fn rules_without_triggers_use_extracted_literals() {
-        let e = engine(
-            "[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n",
-        );
+        let e = engine("[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n");
         assert_eq!(e.find(b"a tok_q8zk2m4xw7r1p9tj5vb3 b").len(), 1);
     }
 
@@ -850,9 +750,6 @@ values = ["AKIAIOSFODNN7EXAMPLE"]
         );
         let text = "key=ab\u{00e9}cd rest".as_bytes();
         let r = e.redact(text, &Style::default());
-        assert_eq!(
-            std::str::from_utf8(&r.output).unwrap(),
-            "key=[REDACTED] rest"
-        );
+        assert_eq!(std::str::from_utf8(&r.output).unwrap(), "key=[REDACTED] rest");
     }
 }

@@ -11,17 +11,11 @@ pub struct RuleError {
 
 impl RuleError {
     pub(crate) fn new(message: impl Into<String>) -> RuleError {
-        RuleError {
-            rule: None,
-            message: message.into(),
-        }
+        RuleError { rule: None, message: message.into() }
     }
 
     pub(crate) fn rule(id: &str, message: impl Into<String>) -> RuleError {
-        RuleError {
-            rule: Some(id.to_string()),
-            message: message.into(),
-        }
+        RuleError { rule: Some(id.to_string()), message: message.into() }
     }
 
     pub(crate) fn toml(e: toml::de::Error) -> RuleError {

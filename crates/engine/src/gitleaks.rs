@@ -67,25 +67,14 @@ struct GlAllowlist {
 
 pub(crate) fn looks_like(text: &str) -> bool {
     // Our format has none of these keys; gitleaks files nearly always carry one.
-    [
-        "secretGroup",
-        "regexTarget",
-        "[extend]",
-        "useDefault",
-        "[[rules.allowlists]]",
-        "title =",
-    ]
-    .iter()
-    .any(|k| text.contains(k))
+    ["secretGroup", "regexTarget", "[extend]", "useDefault", "[[rules.allowlists]]", "title ="]
+        .iter()
+        .any(|k| text.contains(k))
 }
 
 pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
-    let cfg: Config = toml::from_str(text).map_err(|e| {
-        RuleError::new(format!(
-            "invalid gitleaks TOML: {}",
-            e.to_string().trim_end()
-        ))
-    })?;
+    let cfg: Config = toml::from_str(text)
+        .map_err(|e| RuleError::new(format!("invalid gitleaks TOML: {}", e.to_string().trim_end())))?;
     let mut set = RuleSet::default();
     let mut globals: Vec<(Vec<String>, Allowlist)> = Vec::new();
     for a in cfg.allowlist.into_iter().chain(cfg.allowlists) {
@@ -111,11 +100,7 @@ pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
                 allowlist.push(al.clone());
             }
         }
-        let category = r
-            .tags
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "gitleaks".to_string());
+        let category = r.tags.first().cloned().unwrap_or_else(|| "gitleaks".to_string());
         set.rules.push(Rule {
             enabled: !disabled.contains(&r.id),
             id: r.id,
@@ -139,11 +124,7 @@ pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
             negative_examples: Vec::new(),
         });
     }
-    set.allowlist = globals
-        .into_iter()
-        .filter(|(t, _)| t.is_empty())
-        .map(|(_, a)| a)
-        .collect();
+    set.allowlist = globals.into_iter().filter(|(t, _)| t.is_empty()).map(|(_, a)| a).collect();
     set.check()?;
     Ok(set)
 }
@@ -153,33 +134,19 @@ fn convert_allowlist(a: GlAllowlist, rule: Option<&str>) -> Result<Option<Allowl
         Some(id) => RuleError::rule(id, msg),
         None => RuleError::new(msg),
     };
-    let target = match a
-        .regex_target
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let target = match a.regex_target.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("") | Some("secret") => AllowTarget::Secret,
         Some("match") => AllowTarget::Match,
         Some("line") => AllowTarget::Line,
         Some(other) => {
-            return Err(fail(format!(
-                "allowlist regexTarget `{other}` is not secret, match or line"
-            )));
+            return Err(fail(format!("allowlist regexTarget `{other}` is not secret, match or line")));
         }
     };
-    let condition = match a
-        .condition
-        .as_deref()
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
+    let condition = match a.condition.as_deref().map(str::to_ascii_uppercase).as_deref() {
         None | Some("") | Some("OR") => Condition::Or,
         Some("AND") => Condition::And,
         Some(other) => {
-            return Err(fail(format!(
-                "allowlist condition `{other}` is not OR or AND"
-            )));
+            return Err(fail(format!("allowlist condition `{other}` is not OR or AND")));
         }
     };
     let al = Allowlist {
@@ -250,7 +217,8 @@ paths = ['''vendor/''']
 
     #[test]
     fn bad_target_names_the_rule() {
-        let text = "[[rules]]\nid = \"x\"\nregex = 'a'\n[[rules.allowlists]]\nregexTarget = \"file\"\nregexes = ['b']\n";
+        let text =
+            "[[rules]]\nid = \"x\"\nregex = 'a'\n[[rules.allowlists]]\nregexTarget = \"file\"\nregexes = ['b']\n";
         let err = parse(text).unwrap_err();
         assert_eq!(err.rule_id(), Some("x"));
         assert!(err.to_string().contains("regexTarget"), "{err}");

@@ -45,8 +45,6 @@ mod validate;
 pub use engine::{Engine, Finding, Redaction};
 pub use error::RuleError;
 pub use redact::{DEFAULT_MASK, Style};
-pub use rules::{
-    AllowTarget, Allowlist, Condition, Mode, Rule, RuleSet, SecretGroup, Severity, Validator,
-};
+pub use rules::{AllowTarget, Allowlist, Condition, Mode, Rule, RuleSet, SecretGroup, Severity, Validator};
 pub use stream::{Hold, MaskFilter, Secret, StreamFinding, StreamRedactor, Tail};
 pub use validate::{luhn, prc_resident_id, shannon_entropy};

@@ -20,11 +20,9 @@
 //! must be evaluated. Nothing here decides what is a secret.
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::{
-    AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed,
-};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
-use crate::classify::{BLOCK, BlockWalker, Classifier, from_ahead, from_behind, runs_of, wide};
+use crate::classify::{BLOCK, BlockWalker, Classifier, Runs, from_ahead, from_behind, wide};
 use crate::normalize;
 
 /// Whether a token is, or could become, the start of a known secret prefix.
@@ -65,6 +63,9 @@ pub(crate) struct Reach {
     pub back: usize,
     /// Bytes after the trigger the match may end at.
     pub forward: usize,
+    /// The same for a match anchored at a prefix: an anchored search stops
+    /// where the match does, so this can be generous (long tokens).
+    pub anchored_forward: usize,
     /// Whether the match may cross line breaks.
     pub multiline: bool,
 }
@@ -111,7 +112,7 @@ struct PrefixIndex {
     dfa: DFA,
     patterns: Vec<PrefixPattern>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
-    min_token: u32,
+    min_token: Runs,
     /// Whether some prefix starts with a digit (else numbers are skipped).
     digit_led: bool,
 }
@@ -131,17 +132,14 @@ struct KeywordIndex {
 
 enum KeywordSearch {
     /// Teddy over case-folded text; per seed pattern: (keyword, offset of the seed in it).
-    Teddy {
-        searcher: packed::Searcher,
-        seeds: Vec<Vec<(u32, usize)>>,
-    },
+    Teddy { searcher: packed::Searcher, seeds: Vec<Vec<(u32, usize)>> },
     /// Case-insensitive overlapping Aho-Corasick over the raw text.
     Automaton(AhoCorasick),
 }
 
 struct DigitIndex {
     rules: Vec<u32>,
-    min_digits: u32,
+    min_digits: Runs,
 }
 
 impl Prefilter {
@@ -175,10 +173,8 @@ impl Prefilter {
             reach,
             prefixes: PrefixIndex::new(prefix_lits, min_token),
             keywords: KeywordIndex::new(keyword_lits),
-            digits: (!digits.is_empty()).then_some(DigitIndex {
-                rules: digits,
-                min_digits,
-            }),
+            digits: (!digits.is_empty())
+                .then(|| DigitIndex { rules: digits, min_digits: Runs::new(min_digits.min(64)) }),
             always,
         }
     }
@@ -218,19 +214,11 @@ impl Prefilter {
         PrefixState::Partial
     }
 
-    fn push(
-        &self,
-        h: &[u8],
-        out: &mut Vec<Window>,
-        rule: u32,
-        hit_start: usize,
-        hit_end: usize,
-        anchored: bool,
-    ) {
+    fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, anchored: bool) {
         let reach = self.reach[rule as usize];
-        let back = if anchored { 0 } else { reach.back };
+        let (back, forward) = if anchored { (0, reach.anchored_forward) } else { (reach.back, reach.forward) };
         let mut start = hit_start.saturating_sub(back);
-        let mut end = (hit_end + reach.forward).min(h.len());
+        let mut end = (hit_end + forward).min(h.len());
         if !reach.multiline {
             if let Some(nl) = memchr::memrchr(b'\n', &h[start..hit_start]) {
                 start += nl + 1;
@@ -239,12 +227,7 @@ impl Prefilter {
                 end = hit_end + nl;
             }
         }
-        out.push(Window {
-            rule,
-            anchored,
-            start,
-            end,
-        });
+        out.push(Window { rule, anchored, start, end });
     }
 
     /// Returns false when `check_visible` is set and the text needs projecting.
@@ -253,7 +236,7 @@ impl Prefilter {
         // Length of the token run reaching the end of the previous block.
         let mut run = 0usize;
         while w.advance() {
-            let (p, c, n) = (&w.prev, &w.cur, &w.next);
+            let (p, c, n) = (w.prev(), w.cur(), w.next());
             if check_visible && c.special != 0 {
                 let mut m = c.special;
                 while m != 0 {
@@ -264,11 +247,7 @@ impl Prefilter {
                 }
             }
             let inside_blob = c.token == u64::MAX && run >= LONG_RUN;
-            run = if c.token == u64::MAX {
-                run + BLOCK
-            } else {
-                c.token.leading_ones() as usize
-            };
+            run = if c.token == u64::MAX { run + BLOCK } else { c.token.leading_ones() as usize };
             if let Some(pi) = self.prefixes.as_ref().filter(|_| !inside_blob) {
                 let alnum = c.alnum();
                 let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
@@ -279,7 +258,7 @@ impl Prefilter {
                 starts |= alnum & from_behind(p.backslash, c.backslash, 2);
                 starts |= alnum & from_behind(p.percent, c.percent, 3);
                 if starts != 0 {
-                    let mut cand = starts & runs_of(wide(c.token, n.token), pi.min_token) as u64;
+                    let mut cand = starts & pi.min_token.of(wide(c.token, n.token)) as u64;
                     while cand != 0 {
                         let at = w.at + cand.trailing_zeros() as usize;
                         cand &= cand - 1;
@@ -292,17 +271,14 @@ impl Prefilter {
                     continue;
                 }
                 let grouped = |prev: u64, cur: &crate::classify::Masks, next: u64| {
-                    cur.digit
-                        | (cur.sep
-                            & from_behind(prev, cur.digit, 1)
-                            & from_ahead(cur.digit, next, 1))
+                    cur.digit | (cur.sep & from_behind(prev, cur.digit, 1) & from_ahead(cur.digit, next, 1))
                 };
                 let ds = grouped(p.digit, c, n.digit);
                 let ds_next = grouped(c.digit, n, 0);
                 let run_start = c.digit
                     & !(from_behind(p.digit, c.digit, 1)
                         | (from_behind(p.sep, c.sep, 1) & from_behind(p.digit, c.digit, 2)));
-                let mut cand = run_start & runs_of(wide(ds, ds_next), di.min_digits.min(64)) as u64;
+                let mut cand = run_start & di.min_digits.of(wide(ds, ds_next)) as u64;
                 while cand != 0 {
                     let at = w.at + cand.trailing_zeros() as usize;
                     cand &= cand - 1;
@@ -333,9 +309,7 @@ impl Prefilter {
                         let pat = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
                         let len = pat.literal.len();
                         let exact = h[at..at + len] == pat.literal[..];
-                        let run = *run.get_or_insert_with(|| {
-                            h[at..].iter().take_while(|&&b| is_token_byte(b)).count()
-                        });
+                        let run = *run.get_or_insert_with(|| h[at..].iter().take_while(|&&b| is_token_byte(b)).count());
                         for &(r, min_run, case_sensitive) in &pat.rules {
                             if run >= min_run && (exact || !case_sensitive) {
                                 self.push(h, out, r, at, at + len, true);
@@ -364,8 +338,7 @@ impl Prefilter {
         let digit_at = |i: Option<usize>| i.and_then(|i| h.get(i)).is_some_and(u8::is_ascii_digit);
         // Identifiers (`user13812345678`) and the two halves of a decimal number are not numbers of their own.
         let in_identifier = before.is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            || after
-                .is_some_and(|b| (b.is_ascii_alphabetic() && b != b'X' && b != b'x') || b == b'_');
+            || after.is_some_and(|b| (b.is_ascii_alphabetic() && b != b'X' && b != b'x') || b == b'_');
         let decimal = (matches!(before, Some(b'.' | b',')) && digit_at(at.checked_sub(2)))
             || (matches!(after, Some(b'.' | b',')) && digit_at(Some(end + 1)));
         if in_identifier || decimal {
@@ -374,12 +347,7 @@ impl Prefilter {
         // One byte more so a trailing check character (`...002X`) is in range.
         let end = (end + 1).min(h.len());
         for &r in &di.rules {
-            out.push(Window {
-                rule: r,
-                anchored: false,
-                start: at,
-                end,
-            });
+            out.push(Window { rule: r, anchored: false, start: at, end });
         }
     }
 }
@@ -405,12 +373,7 @@ impl Matcher for Prefilter {
             });
         }
         for &r in &self.always {
-            out.push(Window {
-                rule: r,
-                anchored: false,
-                start: 0,
-                end: h.len(),
-            });
+            out.push(Window { rule: r, anchored: false, start: 0, end: h.len() });
         }
         true
     }
@@ -425,10 +388,7 @@ impl PrefixIndex {
         for (literal, rule) in lits {
             match patterns.iter_mut().find(|p| p.literal == literal) {
                 Some(p) => p.rules.push(rule),
-                None => patterns.push(PrefixPattern {
-                    literal,
-                    rules: vec![rule],
-                }),
+                None => patterns.push(PrefixPattern { literal, rules: vec![rule] }),
             }
         }
         let dfa = DFA::builder()
@@ -437,17 +397,13 @@ impl PrefixIndex {
             .start_kind(StartKind::Anchored)
             .build(patterns.iter().map(|p| &p.literal))
             .expect("a DFA over a few hundred short literals always builds");
-        let min_token = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32;
+        let min_token = Runs::new(min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32);
         let mut pairs = Box::new([0u64; 1024]);
         for p in &patterns {
             let (a, b) = (p.literal[0], p.literal[1]);
             let any_case = p.rules.iter().any(|r| !r.2);
             let cases = |x: u8| {
-                if any_case {
-                    [x.to_ascii_lowercase(), x.to_ascii_uppercase()]
-                } else {
-                    [x, x]
-                }
+                if any_case { [x.to_ascii_lowercase(), x.to_ascii_uppercase()] } else { [x, x] }
             };
             for a in cases(a) {
                 for b in cases(b) {
@@ -457,13 +413,7 @@ impl PrefixIndex {
             }
         }
         let digit_led = patterns.iter().any(|p| p.literal[0].is_ascii_digit());
-        Some(PrefixIndex {
-            pairs,
-            dfa,
-            patterns,
-            min_token,
-            digit_led,
-        })
+        Some(PrefixIndex { pairs, dfa, patterns, min_token, digit_led })
     }
 }
 
@@ -509,24 +459,29 @@ impl KeywordIndex {
         let longest = keywords.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
         let mut seed_pats: Vec<Vec<u8>> = Vec::new();
         let mut seeds: Vec<Vec<(u32, usize)>> = Vec::new();
-        for (k, (lit, _)) in keywords.iter().enumerate() {
-            let (off, seed) = rarest_window(lit);
-            let seed: Vec<u8> = seed.iter().map(|b| b | 0x20).collect();
-            match seed_pats.iter().position(|s| *s == seed) {
-                Some(i) => seeds[i].push((k as u32, off)),
+        // Shorter keywords first, so a longer one (`passport`) reuses the
+        // seed of one it contains (`pass`) instead of adding its own.
+        let mut order: Vec<usize> = (0..keywords.len()).collect();
+        order.sort_by_key(|&k| keywords[k].0.len());
+        for k in order {
+            let lit = &keywords[k].0;
+            let folded: Vec<u8> = lit.iter().map(|b| b | 0x20).collect();
+            let shared = seed_pats
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| folded.windows(s.len()).position(|w| w == s.as_slice()).map(|off| (i, off)));
+            match shared {
+                Some((i, off)) => seeds[i].push((k as u32, off)),
                 None => {
-                    seed_pats.push(seed);
+                    let (off, seed) = rarest_window(lit);
+                    seed_pats.push(seed.iter().map(|b| b | 0x20).collect());
                     seeds.push(vec![(k as u32, off)]);
                 }
             }
         }
         let teddy = (seed_pats.len() <= TEDDY_MAX_SEEDS)
             .then(|| {
-                packed::Config::new()
-                    .match_kind(packed::MatchKind::LeftmostFirst)
-                    .builder()
-                    .extend(&seed_pats)
-                    .build()
+                packed::Config::new().match_kind(packed::MatchKind::LeftmostFirst).builder().extend(&seed_pats).build()
             })
             .flatten();
         let search = match teddy {
@@ -540,11 +495,7 @@ impl KeywordIndex {
                     .expect("an Aho-Corasick automaton over the keywords always builds"),
             ),
         };
-        Some(KeywordIndex {
-            keywords,
-            search,
-            longest,
-        })
+        Some(KeywordIndex { keywords, search, longest })
     }
 
     /// Calls `hit(keyword, start)` for every occurrence of every keyword.
@@ -566,13 +517,8 @@ impl KeywordIndex {
                     // Seeds starting in the overlap belong to the next segment.
                     let own_end = (seg + FOLD_SEGMENT).min(h.len()) - seg;
                     let mut from = 0;
-                    while let Some(m) = searcher.find_in(
-                        &folded,
-                        aho_corasick::Span {
-                            start: from,
-                            end: folded.len(),
-                        },
-                    ) {
+                    while let Some(m) = searcher.find_in(&folded, aho_corasick::Span { start: from, end: folded.len() })
+                    {
                         if m.start() >= own_end {
                             break;
                         }
@@ -583,9 +529,7 @@ impl KeywordIndex {
                                 continue;
                             };
                             let lit = &self.keywords[kw as usize].0;
-                            if h.get(start..start + lit.len())
-                                .is_some_and(|s| s.eq_ignore_ascii_case(lit))
-                            {
+                            if h.get(start..start + lit.len()).is_some_and(|s| s.eq_ignore_ascii_case(lit)) {
                                 hit(kw, start);
                             }
                         }
@@ -616,10 +560,7 @@ fn rarest_window(lit: &[u8]) -> (usize, &[u8]) {
         .map(|i| {
             let w = &lit[i..i + n];
             let repeats = w.windows(2).filter(|p| p[0] == p[1]).count() as u32;
-            (
-                w.iter().map(|&b| byte_weight(b)).sum::<u32>() + 30 * repeats,
-                i,
-            )
+            (w.iter().map(|&b| byte_weight(b)).sum::<u32>() + 30 * repeats, i)
         })
         .min()
         .map(|(_, i)| (i, &lit[i..i + n]))
@@ -637,11 +578,7 @@ mod tests {
             keywords: keywords.iter().map(|s| s.as_bytes().to_vec()).collect(),
             min_digits,
             token_run: prefixes.iter().map(|p| p.len()).min().unwrap_or(2).max(6),
-            reach: Reach {
-                back: 64,
-                forward: 64,
-                multiline: false,
-            },
+            reach: Reach { back: 64, forward: 64, anchored_forward: 64, multiline: false },
         }
     }
 
@@ -658,10 +595,7 @@ mod tests {
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].start, 6);
         assert!(w[0].anchored);
-        assert!(
-            windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(),
-            "inside a word"
-        );
+        assert!(windows(&m, "xghp_0123456789abcdefghijklmnopqrstuvwxyz").is_empty(), "inside a word");
         assert!(windows(&m, "ghp_x").is_empty(), "too short to be a token");
         let mut named = triggers(&["DD_API_KEY"], &[], None);
         named.token_run = 10;
@@ -689,23 +623,15 @@ mod tests {
         let m = Prefilter::new(&[triggers(&[], &["password"], None)]);
         let w = windows(&m, "x\nDB_PASSWORD=hunter2\ny");
         assert_eq!(w.len(), 1);
-        assert_eq!(
-            &"x\nDB_PASSWORD=hunter2\ny"[w[0].start..w[0].end],
-            "DB_PASSWORD=hunter2"
-        );
+        assert_eq!(&"x\nDB_PASSWORD=hunter2\ny"[w[0].start..w[0].end], "DB_PASSWORD=hunter2");
         let long = format!("{}password{}", "a".repeat(FOLD_SEGMENT - 3), "b".repeat(10));
-        assert_eq!(
-            windows(&m, &long).len(),
-            1,
-            "keyword across a fold segment edge"
-        );
+        assert_eq!(windows(&m, &long).len(), 1, "keyword across a fold segment edge");
     }
 
     #[test]
     fn automaton_fallback_finds_the_same() {
-        let many: Vec<String> = (0..60u8)
-            .map(|i| format!("zq{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char))
-            .collect();
+        let many: Vec<String> =
+            (0..60u8).map(|i| format!("zq{}{}", (b'a' + i / 26) as char, (b'a' + i % 26) as char)).collect();
         let refs: Vec<&str> = many.iter().map(|s| s.as_str()).collect();
         let m = Prefilter::new(&[triggers(&[], &refs, None)]);
         assert_eq!(m.keyword_backend(), "aho-corasick");
@@ -717,10 +643,7 @@ mod tests {
         let m = Prefilter::new(&[triggers(&[], &[], Some(11))]);
         assert_eq!(windows(&m, "tel: 13812345678.").len(), 1);
         assert_eq!(windows(&m, "card 4111 1111 1111 1111 ok").len(), 1);
-        assert!(
-            windows(&m, "x=0.13812345678123").is_empty(),
-            "decimal fraction"
-        );
+        assert!(windows(&m, "x=0.13812345678123").is_empty(), "decimal fraction");
         assert!(windows(&m, "user13812345678").is_empty(), "identifier");
         assert!(windows(&m, "1.2483, 1.1419, -0.9623").is_empty());
         let w = windows(&m, "id 11010519491231002X");
@@ -731,10 +654,6 @@ mod tests {
     #[test]
     fn rarest_seed_avoids_dashes() {
         let (off, seed) = rarest_window(b"-----begin");
-        assert!(
-            !seed.contains(&b'-') || off > 3,
-            "{}",
-            String::from_utf8_lossy(seed)
-        );
+        assert!(!seed.contains(&b'-') || off > 3, "{}", String::from_utf8_lossy(seed));
     }
 }

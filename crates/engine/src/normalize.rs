@@ -34,10 +34,7 @@ const INVISIBLE: &[&[u8]] = &[
 ];
 
 fn invisible_at(h: &[u8], i: usize) -> Option<usize> {
-    INVISIBLE
-        .iter()
-        .find(|z| h[i..].starts_with(z))
-        .map(|z| z.len())
+    INVISIBLE.iter().find(|z| h[i..].starts_with(z)).map(|z| z.len())
 }
 
 /// Whether the byte at `i` starts something the projection changes: an
@@ -57,9 +54,7 @@ pub(crate) fn needs_projection_quick(h: &[u8]) -> bool {
 pub(crate) fn needs_projection(classifier: Classifier, h: &[u8]) -> bool {
     let mut blocks = h.chunks_exact(BLOCK);
     for (k, b) in blocks.by_ref().enumerate() {
-        let mut m = classifier
-            .classify(b.try_into().expect("a block is 64 bytes"))
-            .special;
+        let mut m = classifier.classify(b.try_into().expect("a block is 64 bytes")).special;
         while m != 0 {
             if changes_at(h, k * BLOCK + m.trailing_zeros() as usize) {
                 return true;
@@ -115,11 +110,7 @@ fn escape_len(h: &[u8], i: usize) -> (usize, bool) {
 }
 
 pub(crate) fn project(h: &[u8]) -> Projection {
-    let mut p = Projection {
-        text: Vec::with_capacity(h.len()),
-        map: Vec::with_capacity(h.len()),
-        escapes: Vec::new(),
-    };
+    let mut p = Projection { text: Vec::with_capacity(h.len()), map: Vec::with_capacity(h.len()), escapes: Vec::new() };
     let mut i = 0;
     while i < h.len() {
         let b = h[i];
@@ -199,10 +190,7 @@ mod tests {
         let raw = "s\u{200b}k\u{200b}-\u{200b}a".as_bytes();
         assert!(needs_projection(Classifier::new(), raw));
         assert_eq!(visible(raw), "sk-a");
-        assert!(!needs_projection(
-            Classifier::new(),
-            "█ progress ━━".as_bytes()
-        ));
+        assert!(!needs_projection(Classifier::new(), "█ progress ━━".as_bytes()));
         let long = format!("{}\u{200b}", "a".repeat(100));
         assert!(needs_projection(Classifier::new(), long.as_bytes()));
     }

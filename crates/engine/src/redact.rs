@@ -58,9 +58,7 @@ impl FromStr for Style {
                 .map(Style::KeepPrefix)
                 .map_err(|_| format!("`{n}` is not a number of characters to keep")),
             ("same-width" | "same_width" | "width", None) => Ok(Style::SameWidth(b'*')),
-            ("same-width" | "same_width" | "width", Some(c))
-                if c.len() == 1 && c.is_ascii() && !c.is_empty() =>
-            {
+            ("same-width" | "same_width" | "width", Some(c)) if c.len() == 1 && c.is_ascii() && !c.is_empty() => {
                 Ok(Style::SameWidth(c.as_bytes()[0]))
             }
             ("text", Some(t)) => Ok(Style::Text(t.to_string())),
@@ -80,13 +78,7 @@ pub(crate) struct Span<'a> {
 
 /// Writes `h` with `spans` replaced into `out`. `escapes` are sorted raw
 /// ranges of terminal escape sequences, kept even inside a span.
-pub(crate) fn apply(
-    h: &[u8],
-    spans: &[Span<'_>],
-    style: &Style,
-    escapes: &[(usize, usize)],
-    out: &mut Vec<u8>,
-) {
+pub(crate) fn apply(h: &[u8], spans: &[Span<'_>], style: &Style, escapes: &[(usize, usize)], out: &mut Vec<u8>) {
     let mut at = 0;
     let mut esc = 0;
     for s in spans {
@@ -94,20 +86,13 @@ pub(crate) fn apply(
         while esc < escapes.len() && escapes[esc].1 <= s.start {
             esc += 1;
         }
-        let inside: Vec<(usize, usize)> = escapes[esc..]
-            .iter()
-            .take_while(|e| e.0 < s.end)
-            .map(|e| (e.0.max(s.start), e.1.min(s.end)))
-            .collect();
+        let inside: Vec<(usize, usize)> =
+            escapes[esc..].iter().take_while(|e| e.0 < s.end).map(|e| (e.0.max(s.start), e.1.min(s.end))).collect();
         match style {
             Style::SameWidth(c) => {
                 let mut i = s.start;
                 for &(a, b) in inside.iter().chain(std::iter::once(&(s.end, s.end))) {
-                    out.extend(
-                        h[i..a]
-                            .iter()
-                            .map(|&x| if x == b'\n' || x == b'\r' { x } else { *c }),
-                    );
+                    out.extend(h[i..a].iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c }));
                     out.extend_from_slice(&h[a..b]);
                     i = b;
                 }
@@ -145,11 +130,7 @@ fn write_mask(secret: &[u8], rule_id: &str, style: &Style, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(DEFAULT_MASK.as_bytes());
         }
-        Style::SameWidth(c) => out.extend(
-            secret
-                .iter()
-                .map(|&x| if x == b'\n' || x == b'\r' { x } else { *c }),
-        ),
+        Style::SameWidth(c) => out.extend(secret.iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c })),
     }
 }
 
@@ -167,14 +148,7 @@ mod tests {
     use super::*;
 
     fn run(h: &str, spans: &[(usize, usize)], style: &Style) -> String {
-        let spans: Vec<Span> = spans
-            .iter()
-            .map(|&(start, end)| Span {
-                start,
-                end,
-                rule_id: "r",
-            })
-            .collect();
+        let spans: Vec<Span> = spans.iter().map(|&(start, end)| Span { start, end, rule_id: "r" }).collect();
         let mut out = Vec::new();
         apply(h.as_bytes(), &spans, style, &[], &mut out);
         String::from_utf8(out).unwrap()
@@ -185,40 +159,19 @@ mod tests {
         let h = "key=sk-abcdef12 end";
         assert_eq!(run(h, &[(4, 15)], &Style::default()), "key=[REDACTED] end");
         assert_eq!(run(h, &[(4, 15)], &Style::RuleId), "key=[REDACTED:r] end");
-        assert_eq!(
-            run(h, &[(4, 15)], &Style::KeepPrefix(3)),
-            "key=sk-[REDACTED] end"
-        );
-        assert_eq!(
-            run(h, &[(4, 15)], &Style::SameWidth(b'*')),
-            "key=*********** end"
-        );
-        assert_eq!(
-            run(h, &[(4, 6)], &Style::KeepPrefix(5)),
-            "key=[REDACTED]-abcdef12 end",
-            "never reveals most of it"
-        );
+        assert_eq!(run(h, &[(4, 15)], &Style::KeepPrefix(3)), "key=sk-[REDACTED] end");
+        assert_eq!(run(h, &[(4, 15)], &Style::SameWidth(b'*')), "key=*********** end");
+        assert_eq!(run(h, &[(4, 6)], &Style::KeepPrefix(5)), "key=[REDACTED]-abcdef12 end", "never reveals most of it");
     }
 
     #[test]
     fn parse_styles() {
         assert_eq!("redacted".parse::<Style>().unwrap(), Style::default());
         assert_eq!("prefix:4".parse::<Style>().unwrap(), Style::KeepPrefix(4));
-        assert_eq!(
-            "same-width:#".parse::<Style>().unwrap(),
-            Style::SameWidth(b'#')
-        );
-        assert_eq!(
-            "text:***".parse::<Style>().unwrap(),
-            Style::Text("***".into())
-        );
+        assert_eq!("same-width:#".parse::<Style>().unwrap(), Style::SameWidth(b'#'));
+        assert_eq!("text:***".parse::<Style>().unwrap(), Style::Text("***".into()));
         assert!("bogus".parse::<Style>().is_err());
-        for s in [
-            Style::default(),
-            Style::RuleId,
-            Style::KeepPrefix(2),
-            Style::SameWidth(b'x'),
-        ] {
+        for s in [Style::default(), Style::RuleId, Style::KeepPrefix(2), Style::SameWidth(b'x')] {
             assert_eq!(s.to_string().parse::<Style>().unwrap(), s);
         }
     }
@@ -226,30 +179,17 @@ mod tests {
     #[test]
     fn escapes_inside_span_survive() {
         let h = b"\x1b[31msk-ab\x1b[0mcd rest";
-        let spans = [Span {
-            start: 5,
-            end: 16,
-            rule_id: "r",
-        }];
+        let spans = [Span { start: 5, end: 16, rule_id: "r" }];
         let mut out = Vec::new();
         apply(h, &spans, &Style::default(), &[(0, 5), (10, 14)], &mut out);
         assert_eq!(out, b"\x1b[31m[REDACTED]\x1b[0m rest");
         out.clear();
-        apply(
-            h,
-            &spans,
-            &Style::SameWidth(b'*'),
-            &[(0, 5), (10, 14)],
-            &mut out,
-        );
+        apply(h, &spans, &Style::SameWidth(b'*'), &[(0, 5), (10, 14)], &mut out);
         assert_eq!(out, b"\x1b[31m*****\x1b[0m** rest");
     }
 
     #[test]
     fn same_width_keeps_lines() {
-        assert_eq!(
-            run("a KEY\nBODY\nEND b", &[(2, 14)], &Style::SameWidth(b'*')),
-            "a ***\n****\n*** b"
-        );
+        assert_eq!(run("a KEY\nBODY\nEND b", &[(2, 14)], &Style::SameWidth(b'*')), "a ***\n****\n*** b");
     }
 }

@@ -15,9 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::RuleError;
 
 /// How bad a leak of this kind of secret is.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Low,
@@ -69,11 +67,7 @@ impl Mode {
                 Mode::Block => 2,
             }
         }
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
+        if rank(other) > rank(self) { other } else { self }
     }
 }
 
@@ -90,9 +84,7 @@ impl FromStr for Mode {
             "mask" => Ok(Mode::Mask),
             "block" => Ok(Mode::Block),
             "log_only" | "logonly" | "log" => Ok(Mode::LogOnly),
-            other => Err(format!(
-                "`{other}` is not a mode; expected mask, block or log_only"
-            )),
+            other => Err(format!("`{other}` is not a mode; expected mask, block or log_only")),
         }
     }
 }
@@ -260,11 +252,7 @@ pub struct Rule {
     /// Drop values that look like placeholders (`xxxx`, `<token>`, `YOUR_KEY`...).
     #[serde(default = "yes")]
     pub placeholder_check: bool,
-    #[serde(
-        default,
-        deserialize_with = "one_or_many",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub allowlist: Vec<Allowlist>,
     /// Force this mode whatever the policy says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,11 +296,7 @@ where
 pub struct RuleSet {
     #[serde(default)]
     pub rules: Vec<Rule>,
-    #[serde(
-        default,
-        deserialize_with = "one_or_many",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Vec::is_empty")]
     pub allowlist: Vec<Allowlist>,
 }
 
@@ -321,8 +305,7 @@ impl RuleSet {
     pub fn builtin() -> RuleSet {
         let mut set = RuleSet::default();
         for (name, text) in crate::builtin::FILES {
-            let part = RuleSet::from_toml(text)
-                .unwrap_or_else(|e| panic!("built-in rule file {name} is invalid: {e}"));
+            let part = RuleSet::from_toml(text).unwrap_or_else(|e| panic!("built-in rule file {name} is invalid: {e}"));
             set.extend(part);
         }
         set
@@ -344,9 +327,7 @@ impl RuleSet {
                 sub.insert(key.to_string(), v.clone());
             }
         }
-        let set: RuleSet = toml::Value::Table(sub)
-            .try_into()
-            .map_err(RuleError::toml)?;
+        let set: RuleSet = toml::Value::Table(sub).try_into().map_err(RuleError::toml)?;
         set.check()?;
         Ok(set)
     }
@@ -367,12 +348,7 @@ impl RuleSet {
 
     /// Adds `other`'s rules; a rule whose id already exists replaces it.
     pub fn extend(&mut self, other: RuleSet) {
-        let mut index: HashMap<String, usize> = self
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.id.clone(), i))
-            .collect();
+        let mut index: HashMap<String, usize> = self.rules.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         for rule in other.rules {
             match index.get(&rule.id) {
                 Some(&i) => self.rules[i] = rule,
@@ -409,18 +385,13 @@ impl RuleSet {
         for rule in &self.rules {
             if let Some(prev) = seen.insert(rule.id.as_str(), ()) {
                 let _ = prev;
-                return Err(RuleError::rule(
-                    &rule.id,
-                    "the id is used by two rules in one file",
-                ));
+                return Err(RuleError::rule(&rule.id, "the id is used by two rules in one file"));
             }
             rule.check()?;
         }
         for a in &self.allowlist {
             if a.is_empty() {
-                return Err(RuleError::new(
-                    "a global allowlist has no regexes, stopwords or values",
-                ));
+                return Err(RuleError::new("a global allowlist has no regexes, stopwords or values"));
             }
         }
         Ok(())
@@ -430,15 +401,8 @@ impl RuleSet {
 impl Rule {
     fn check(&self) -> Result<(), RuleError> {
         let id = &self.id;
-        if id.is_empty()
-            || !id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-        {
-            return Err(RuleError::rule(
-                id,
-                "ids are non-empty and use only letters, digits, `-`, `_` and `.`",
-            ));
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            return Err(RuleError::rule(id, "ids are non-empty and use only letters, digits, `-`, `_` and `.`"));
         }
         if self.regex.is_empty() {
             return Err(RuleError::rule(id, "`regex` is empty"));
@@ -448,18 +412,12 @@ impl Rule {
         }
         if let Some(e) = self.entropy {
             if !(0.0..=8.0).contains(&e) {
-                return Err(RuleError::rule(
-                    id,
-                    format!("`entropy` is {e}; it must lie between 0 and 8 bits"),
-                ));
+                return Err(RuleError::rule(id, format!("`entropy` is {e}; it must lie between 0 and 8 bits")));
             }
         }
         if let Some(n) = self.min_digits {
             if !(4..=64).contains(&n) {
-                return Err(RuleError::rule(
-                    id,
-                    format!("`min_digits` is {n}; it must lie between 4 and 64"),
-                ));
+                return Err(RuleError::rule(id, format!("`min_digits` is {n}; it must lie between 4 and 64")));
             }
         }
         for lit in &self.prefixes {
@@ -475,10 +433,7 @@ impl Rule {
         }
         for a in &self.allowlist {
             if a.is_empty() {
-                return Err(RuleError::rule(
-                    id,
-                    "an allowlist has no regexes, stopwords or values",
-                ));
+                return Err(RuleError::rule(id, "an allowlist has no regexes, stopwords or values"));
             }
         }
         Ok(())

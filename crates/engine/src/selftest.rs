@@ -69,11 +69,8 @@ pub struct Report {
 /// Checks every rule of `set` (enabled or not) against its examples.
 /// With `require_examples`, a rule without both kinds of example fails.
 pub fn check(set: &RuleSet, require_examples: bool) -> Report {
-    let mut report = Report {
-        rules: set.rules.len(),
-        ..Report::default()
-    };
-    let whole = match Engine::new(set) {
+    let mut report = Report { rules: set.rules.len(), ..Report::default() };
+    let whole = match Engine::new(set).and_then(|e| e.compile_all().map(|()| e)) {
         Ok(e) => Some(e),
         Err(e) => {
             report.failures.push(Failure {
@@ -101,21 +98,17 @@ pub fn check(set: &RuleSet, require_examples: bool) -> Report {
                 "every rule needs examples and negative_examples".into(),
             ));
         }
-        let alone = match Engine::for_rule(rule) {
+        let alone = match Engine::for_rule(rule).and_then(|e| e.compile_all().map(|()| e)) {
             Ok(e) => e,
             Err(e) => {
-                report
-                    .failures
-                    .push(fail(Problem::Compile, "", e.message().to_string()));
+                report.failures.push(fail(Problem::Compile, "", e.message().to_string()));
                 continue;
             }
         };
         for ex in &rule.examples {
             let found = alone.find(ex.as_bytes());
             if found.is_empty() {
-                report
-                    .failures
-                    .push(fail(Problem::Missed, ex, String::new()));
+                report.failures.push(fail(Problem::Missed, ex, String::new()));
                 continue;
             }
             let Some(whole) = whole.as_ref().filter(|_| rule.enabled) else {
@@ -136,11 +129,7 @@ pub fn check(set: &RuleSet, require_examples: bool) -> Report {
         for neg in &rule.negative_examples {
             if let Some(f) = alone.find(neg.as_bytes()).first() {
                 let secret = String::from_utf8_lossy(f.secret(neg.as_bytes())).into_owned();
-                report.failures.push(fail(
-                    Problem::FalsePositive,
-                    neg,
-                    format!("found {secret:?}"),
-                ));
+                report.failures.push(fail(Problem::FalsePositive, neg, format!("found {secret:?}")));
                 continue;
             }
             let Some(whole) = whole.as_ref().filter(|_| rule.enabled) else {
@@ -149,11 +138,7 @@ pub fn check(set: &RuleSet, require_examples: bool) -> Report {
             if let Some(f) = whole.find(neg.as_bytes()).first() {
                 let other = &whole.rule(f.rule).id;
                 let secret = String::from_utf8_lossy(f.secret(neg.as_bytes())).into_owned();
-                report.failures.push(fail(
-                    Problem::FalsePositive,
-                    neg,
-                    format!("rule `{other}` found {secret:?}"),
-                ));
+                report.failures.push(fail(Problem::FalsePositive, neg, format!("rule `{other}` found {secret:?}")));
             }
         }
     }

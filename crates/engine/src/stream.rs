@@ -167,10 +167,7 @@ impl StreamRedactor {
         if held.is_empty() {
             return Tail::Empty;
         }
-        let token_start = held
-            .iter()
-            .rposition(|b| !is_token_byte(*b))
-            .map_or(0, |i| i + 1);
+        let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
         match self.engine.prefix_state(&held[token_start..]) {
             PrefixState::Armed => Tail::Armed,
             PrefixState::Partial => Tail::Partial,
@@ -184,10 +181,7 @@ impl StreamRedactor {
     pub fn flush_idle(&mut self, out: &mut Vec<u8>) -> Vec<StreamFinding> {
         if self.tail() == Tail::Armed {
             let held = &self.buf[self.emitted..];
-            let token_start = held
-                .iter()
-                .rposition(|b| !is_token_byte(*b))
-                .map_or(0, |i| i + 1);
+            let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
             if held.len() - token_start >= FAIL_CLOSED_LEN {
                 let split = self.emitted + token_start;
                 let found = self.emit_until(split, out);
@@ -202,11 +196,7 @@ impl StreamRedactor {
 
     fn emit(&mut self, flush: bool, out: &mut Vec<u8>) -> Vec<StreamFinding> {
         let scan = self.engine.scan(&self.buf);
-        let cut = if flush {
-            self.buf.len()
-        } else {
-            self.safe_cut(&scan)
-        };
+        let cut = if flush { self.buf.len() } else { self.safe_cut(&scan) };
         self.write(cut, &scan.findings, scan.projection.as_ref(), out)
     }
 
@@ -220,9 +210,7 @@ impl StreamRedactor {
         let buf = &self.buf;
         let held = &buf[self.emitted..];
         let mut cut = match self.hold {
-            Hold::Line => {
-                self.emitted + held.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
-            }
+            Hold::Line => self.emitted + held.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1),
             Hold::Token => self.emitted + token_tail_start(held),
         };
         // An incomplete escape sequence at the end changes what precedes it.
@@ -232,26 +220,15 @@ impl StreamRedactor {
         // Bounded memory: past max_hold, give out all but the last token.
         if buf.len() - cut > self.max_hold {
             let floor = buf.len() - self.max_hold / 2;
-            cut = floor
-                + buf[floor..]
-                    .iter()
-                    .rposition(|b| b.is_ascii_whitespace())
-                    .map_or(0, |i| i + 1);
+            cut = floor + buf[floor..].iter().rposition(|b| b.is_ascii_whitespace()).map_or(0, |i| i + 1);
         }
         // A multi-line block (a private key) that the next lines may extend.
-        if let Some(g) = scan
-            .growing
-            .filter(|&g| g >= self.emitted && buf.len() - g <= self.max_hold)
-        {
+        if let Some(g) = scan.growing.filter(|&g| g >= self.emitted && buf.len() - g <= self.max_hold) {
             cut = cut.min(g);
         }
         // Never cut through a secret, nor give out the start of one that may grow.
         for f in &scan.findings {
-            if f.start < cut
-                && f.end >= cut
-                && f.start >= self.emitted
-                && buf.len() - f.start <= self.max_hold
-            {
+            if f.start < cut && f.end >= cut && f.start >= self.emitted && buf.len() - f.start <= self.max_hold {
                 cut = f.start;
             }
         }
@@ -324,9 +301,7 @@ fn write_mask_for(style: &Style, len: usize, out: &mut Vec<u8>) {
     match style {
         Style::SameWidth(c) => out.extend(std::iter::repeat_n(*c, len)),
         Style::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Style::RuleId | Style::KeepPrefix(_) => {
-            out.extend_from_slice(redact::DEFAULT_MASK.as_bytes())
-        }
+        Style::RuleId | Style::KeepPrefix(_) => out.extend_from_slice(redact::DEFAULT_MASK.as_bytes()),
     }
 }
 
@@ -345,8 +320,7 @@ fn token_tail_start(held: &[u8]) -> usize {
     if tok.is_empty() || tok.iter().all(u8::is_ascii_digit) {
         // `4111 1111 ` may be the first half of a card number.
         let mut j = i;
-        while j > 0 && (held[j - 1].is_ascii_digit() || held[j - 1] == b' ' || held[j - 1] == b'-')
-        {
+        while j > 0 && (held[j - 1].is_ascii_digit() || held[j - 1] == b' ' || held[j - 1] == b'-') {
             j -= 1;
         }
         if held[j..i].iter().any(u8::is_ascii_digit) {
@@ -395,11 +369,7 @@ mod tests {
         let whole = e.redact(text, &Style::default()).output.into_owned();
         assert!(!whole.windows(10).any(|w| w == b"ghp_R7kPq2"));
         for cut in 1..text.len() {
-            assert_eq!(
-                run(&e, &[&text[..cut], &text[cut..]], Hold::Line),
-                whole,
-                "cut at {cut}"
-            );
+            assert_eq!(run(&e, &[&text[..cut], &text[cut..]], Hold::Line), whole, "cut at {cut}");
         }
     }
 

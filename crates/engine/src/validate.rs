@@ -7,13 +7,7 @@ use base64::engine::{DecodePaddingMode, general_purpose};
 use crate::rules::Validator;
 
 /// Runs one validator on the candidate secret `h[start..end]`.
-pub(crate) fn check(
-    v: Validator,
-    h: &[u8],
-    start: usize,
-    end: usize,
-    placeholders: &PlaceholderCheck,
-) -> bool {
+pub(crate) fn check(v: Validator, h: &[u8], start: usize, end: usize, placeholders: &PlaceholderCheck) -> bool {
     let secret = &h[start..end];
     match v {
         Validator::Luhn => luhn(secret),
@@ -23,23 +17,18 @@ pub(crate) fn check(
         Validator::Pem => pem_body(secret),
         Validator::Base64Json => base64_json(strip_to_base64(secret)),
         Validator::UrlPassword => url_password(secret, placeholders),
-        Validator::Alphanumeric => {
-            secret.iter().any(u8::is_ascii_alphabetic) && secret.iter().any(u8::is_ascii_digit)
-        }
+        Validator::Alphanumeric => secret.iter().any(u8::is_ascii_alphabetic) && secret.iter().any(u8::is_ascii_digit),
         Validator::Literal => {
             // A quoted value is a string literal whatever it looks like.
-            let quote = start
-                .checked_sub(1)
-                .map(|i| h[i])
-                .filter(|q| matches!(q, b'"' | b'\'' | b'`'));
+            let quote = start.checked_sub(1).map(|i| h[i]).filter(|q| matches!(q, b'"' | b'\'' | b'`'));
             quote.is_some_and(|q| h.get(end) == Some(&q)) || literal(secret)
         }
-        Validator::BasicAuth => decode_base64(secret)
-            .is_some_and(|d| d.contains(&b':') && url_password(&d, placeholders)),
+        Validator::BasicAuth => {
+            decode_base64(secret).is_some_and(|d| d.contains(&b':') && url_password(&d, placeholders))
+        }
         Validator::Base64PrivateKey => {
             let take = (secret.len().min(96) / 4) * 4;
-            decode_base64(&secret[..take])
-                .is_some_and(|d| memchr::memmem::find(&d, b"PRIVATE KEY").is_some())
+            decode_base64(&secret[..take]).is_some_and(|d| memchr::memmem::find(&d, b"PRIVATE KEY").is_some())
         }
     }
 }
@@ -76,10 +65,7 @@ pub fn literal(v: &[u8]) -> bool {
         return true;
     }
     let letters: Vec<u8> = v.iter().copied().filter(u8::is_ascii_alphabetic).collect();
-    let flips = letters
-        .windows(2)
-        .filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase())
-        .count();
+    let flips = letters.windows(2).filter(|w| w[0].is_ascii_uppercase() != w[1].is_ascii_uppercase()).count();
     flips * 2 > letters.len()
 }
 
@@ -129,8 +115,8 @@ pub fn luhn(s: &[u8]) -> bool {
 
 /// Province-level codes of GB/T 2260, plus 81-83 used on residence permits.
 const PRC_PROVINCES: &[u8] = &[
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
-    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53, 54, 61, 62, 63,
+    64, 65, 71, 81, 82, 83,
 ];
 
 /// PRC resident identity number (GB 11643): province code, a real birth
@@ -197,17 +183,11 @@ const STD_LENIENT: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STAND
 
 /// Decodes standard or URL-safe base64, with or without padding.
 pub(crate) fn decode_base64(s: &[u8]) -> Option<Vec<u8>> {
-    let s = s
-        .strip_suffix(b"==")
-        .or_else(|| s.strip_suffix(b"="))
-        .unwrap_or(s);
+    let s = s.strip_suffix(b"==").or_else(|| s.strip_suffix(b"=")).unwrap_or(s);
     if s.iter().any(|&b| b == b'-' || b == b'_') {
         URL_LENIENT.decode(s).ok()
     } else {
-        STD_LENIENT
-            .decode(s)
-            .ok()
-            .or_else(|| general_purpose::STANDARD_NO_PAD.decode(s).ok())
+        STD_LENIENT.decode(s).ok().or_else(|| general_purpose::STANDARD_NO_PAD.decode(s).ok())
     }
 }
 
@@ -231,9 +211,7 @@ pub fn jwt(token: &[u8]) -> bool {
     if !header.get("alg").is_some_and(|a| a.is_string()) {
         return false;
     }
-    parts.len() == 5
-        || decode_base64(parts[1])
-            .is_some_and(|p| serde_json::from_slice::<serde_json::Value>(&p).is_ok())
+    parts.len() == 5 || decode_base64(parts[1]).is_some_and(|p| serde_json::from_slice::<serde_json::Value>(&p).is_ok())
 }
 
 /// `prefix_` + base64 JSON: the part after the last `_` (or the whole) decodes to a JSON object.
@@ -254,20 +232,13 @@ pub fn pem_body(block: &[u8]) -> bool {
     let mut body = Vec::with_capacity(block.len());
     for line in split_pem_lines(block) {
         let line = line.trim_ascii();
-        if line.is_empty()
-            || line.starts_with(b"-----")
-            || line.starts_with(b"---- ")
-            || line.contains(&b':')
-        {
+        if line.is_empty() || line.starts_with(b"-----") || line.starts_with(b"---- ") || line.contains(&b':') {
             continue; // armour lines and headers such as Proc-Type, DEK-Info, Comment
         }
         if line.starts_with(b"=") && line.len() <= 5 {
             continue; // PGP CRC-24 line
         }
-        if !line
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
-        {
+        if !line.iter().all(|&b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
             return false;
         }
         body.extend_from_slice(line);
@@ -366,10 +337,7 @@ pub(crate) fn url_password(s: &[u8], placeholders: &PlaceholderCheck) -> bool {
         return false;
     }
     let lower = pass.to_ascii_lowercase();
-    if DEFAULT_PASSWORDS
-        .iter()
-        .any(|p| p.as_bytes() == lower.as_slice())
-    {
+    if DEFAULT_PASSWORDS.iter().any(|p| p.as_bytes() == lower.as_slice()) {
         return false;
     }
     !(user.eq_ignore_ascii_case(pass))
@@ -457,9 +425,7 @@ impl PlaceholderCheck {
         if v.len() >= 3 && v.iter().all(|&b| b == v[0]) {
             return true;
         }
-        if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{'))
-            && matches!(v.last(), Some(b'>' | b'%' | b'}'))
-        {
+        if matches!(v.first(), Some(b'<' | b'$' | b'%' | b'{')) && matches!(v.last(), Some(b'>' | b'%' | b'}')) {
             return true;
         }
         let lower = v.to_ascii_lowercase();
@@ -469,8 +435,7 @@ impl PlaceholderCheck {
         // Stand-in words only count in word-like values (`test-secret`,
         // `dummy_key_1`); a random key splits into many short pieces, and one
         // of them spelling `nil` or `true` means nothing.
-        words(&lower).count() <= 4
-            && words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
+        words(&lower).count() <= 4 && words(&lower).any(|w| PLACEHOLDER_WORDS.iter().any(|p| p.as_bytes() == w))
     }
 }
 
@@ -544,15 +509,9 @@ mod tests {
 
     #[test]
     fn prc_id() {
-        assert!(
-            prc_resident_id(b"11010519491231002X"),
-            "the standard's sample has a valid check"
-        );
+        assert!(prc_resident_id(b"11010519491231002X"), "the standard's sample has a valid check");
         assert!(prc_resident_id(b"11010519491231002x"));
-        assert!(
-            !prc_resident_id(b"110105194912310021"),
-            "wrong check character"
-        );
+        assert!(!prc_resident_id(b"110105194912310021"), "wrong check character");
         assert!(!prc_resident_id(b"990105194912310028"), "no such province");
         assert!(!prc_resident_id(b"110105194902300027"), "30 February");
         assert!(!prc_resident_id(b"1101051949123100"), "too short");
@@ -575,10 +534,7 @@ mod tests {
     fn github() {
         let body = "R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu";
         let random = &body[..30];
-        let token = format!(
-            "ghp_{random}{}",
-            b62(crc32fast::hash(random.as_bytes()) as u64)
-        );
+        let token = format!("ghp_{random}{}", b62(crc32fast::hash(random.as_bytes()) as u64));
         assert!(github_checksum(token.as_bytes()), "{token}");
         let mut bad = token.clone().into_bytes();
         bad[10] = if bad[10] == b'a' { b'b' } else { b'a' };
@@ -590,10 +546,7 @@ mod tests {
     fn jwt_structure() {
         let good = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiI0MiIsIm5hbWUiOiJhbGljZSJ9.c2lnbmF0dXJl";
         assert!(jwt(good));
-        assert!(
-            !jwt(b"eyJmb28iOiJiYXIifQ.eyJzdWIiOiI0MiJ9.c2ln"),
-            "header without alg"
-        );
+        assert!(!jwt(b"eyJmb28iOiJiYXIifQ.eyJzdWIiOiI0MiJ9.c2ln"), "header without alg");
         assert!(!jwt(b"eyJhbGciOiJIUzI1NiJ9.notjson.sig"));
         assert!(!jwt(b"abc.def"));
     }
@@ -604,12 +557,8 @@ mod tests {
         assert!(pem_body(rsa.as_bytes()));
         let escaped = r"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
         assert!(pem_body(escaped.as_bytes()));
-        assert!(!pem_body(
-            b"-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"
-        ));
-        assert!(!pem_body(
-            b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----"
-        ));
+        assert!(!pem_body(b"-----BEGIN PRIVATE KEY-----\n...\n-----END PRIVATE KEY-----"));
+        assert!(!pem_body(b"-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----"));
     }
 
     #[test]
@@ -630,35 +579,16 @@ mod tests {
             "YOUR_API_KEY",
             "sk-a****awAA",
         ] {
-            assert!(
-                PlaceholderCheck::new().matches(p.as_bytes()),
-                "{p} should be a placeholder"
-            );
+            assert!(PlaceholderCheck::new().matches(p.as_bytes()), "{p} should be a placeholder");
         }
-        for s in [
-            "Summer2024!",
-            "R7kPq2LmN9xVt4Hs8WzC",
-            "Contest2024",
-            "hunter2-Qx9",
-            "Xk4nil9Qp2Ls7true2Rv8Nw3",
-        ] {
-            assert!(
-                !PlaceholderCheck::new().matches(s.as_bytes()),
-                "{s} is not a placeholder"
-            );
+        for s in ["Summer2024!", "R7kPq2LmN9xVt4Hs8WzC", "Contest2024", "hunter2-Qx9", "Xk4nil9Qp2Ls7true2Rv8Nw3"] {
+            assert!(!PlaceholderCheck::new().matches(s.as_bytes()), "{s} is not a placeholder");
         }
     }
 
     #[test]
     fn literals() {
-        for lit in [
-            "hunter2",
-            "Summer2024!",
-            "Xk29vLq7mZ",
-            "a-b-c-d",
-            "9f8e7d6c",
-            "irWQYyEgJdOs",
-        ] {
+        for lit in ["hunter2", "Summer2024!", "Xk29vLq7mZ", "a-b-c-d", "9f8e7d6c", "irWQYyEgJdOs"] {
             assert!(literal(lit.as_bytes()), "{lit} is a literal");
         }
         for r in [
@@ -686,10 +616,7 @@ mod tests {
         assert!(!url_password(b"postgres:postgres", &p));
         assert!(!url_password(b"app:${DB_PASSWORD}", &p));
         assert!(url_password(b"postgresql://app:Xk29vLq7mZ@db:5432/x", &p));
-        assert!(!url_password(
-            b"postgresql://user:password@localhost/db",
-            &p
-        ));
+        assert!(!url_password(b"postgresql://user:password@localhost/db", &p));
     }
 
     #[test]

@@ -21,10 +21,7 @@ fn texts() -> &'static [Vec<u8>] {
             for ex in rule.examples.iter().chain(&rule.negative_examples) {
                 out.push(ex.as_bytes().to_vec());
                 out.push(format!("$ run\n{ex}\nnext line 42\n").into_bytes());
-                let mid = ex
-                    .char_indices()
-                    .nth(ex.chars().count() / 2)
-                    .map_or(0, |(i, _)| i);
+                let mid = ex.char_indices().nth(ex.chars().count() / 2).map_or(0, |(i, _)| i);
                 out.push(format!("{}\x1b[1m{}\x1b[0m\n", &ex[..mid], &ex[mid..]).into_bytes());
                 out.push(format!("{}\u{200b}{}", &ex[..mid], &ex[mid..]).into_bytes());
             }
