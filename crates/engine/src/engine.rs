@@ -387,9 +387,32 @@ impl Engine {
             let w = Window { rule, anchored, start, end };
             self.run_rule(rule as usize, regex, h, w, caps, &mut found, &mut growing);
         }
-        found.sort_unstable_by_key(|f| (f.start, f.end, f.rule));
-        found.dedup();
-        (found, growing)
+        (self.one_per_secret(found), growing)
+    }
+
+    /// Merges findings whose secrets overlap (one secret found by a vendor
+    /// rule and a generic one) into one, named after the most specific rule
+    /// and covering all of them.
+    fn one_per_secret(&self, mut found: Vec<Finding>) -> Vec<Finding> {
+        found.sort_unstable_by_key(|f| (f.start, std::cmp::Reverse(f.end), f.rule));
+        let rank = |f: &Finding| {
+            let r = &self.rules[f.rule].rule;
+            (r.category != "generic", r.severity, f.end - f.start, std::cmp::Reverse(f.rule))
+        };
+        let mut out: Vec<Finding> = Vec::with_capacity(found.len());
+        for f in found {
+            match out.last_mut() {
+                Some(last) if f.start < last.end => {
+                    let best = if rank(&f) > rank(last) { f.rule } else { last.rule };
+                    last.end = last.end.max(f.end);
+                    last.match_start = last.match_start.min(f.match_start);
+                    last.match_end = last.match_end.max(f.match_end);
+                    last.rule = best;
+                }
+                _ => out.push(f),
+            }
+        }
+        out
     }
 
     /// Appends the rule's findings in the window. `growing` gets the start of

@@ -66,7 +66,14 @@ impl AlertSender {
 
 fn slack_text(e: &Event) -> String {
     let mut t = format!(":rotating_light: leakguard: {} on {}", e.event.as_str(), e.channel.as_str());
-    for (k, v) in [("rule", &e.rule), ("action", &e.action), ("user", &e.user), ("host", &e.host), ("src", &e.src), ("notebook", &e.notebook)] {
+    for (k, v) in [
+        ("rule", &e.rule),
+        ("action", &e.action),
+        ("user", &e.user),
+        ("host", &e.host),
+        ("src", &e.src),
+        ("notebook", &e.notebook),
+    ] {
         if let Some(v) = v {
             t.push_str(&format!(" {k}={v}"));
         }

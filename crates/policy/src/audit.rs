@@ -472,8 +472,9 @@ impl Auditor {
             }
         }
         self.write(event);
-        let alertable = matches!(event.event, EventKind::SecretDetected | EventKind::InputSecretDetected | EventKind::Blocked)
-            && event.severity.is_some_and(|s| s >= self.alert_min);
+        let alertable =
+            matches!(event.event, EventKind::SecretDetected | EventKind::InputSecretDetected | EventKind::Blocked)
+                && event.severity.is_some_and(|s| s >= self.alert_min);
         if let (true, Some(a)) = (alertable, &self.alerts) {
             a.send(event);
         }
@@ -561,12 +562,18 @@ pub fn verify(path: &Path, key: &Key) -> Result<Result<usize, Broken>, AuditErro
         match (prev_seq, seq) {
             (None, Some(0)) if prev == GENESIS => {}
             (None, Some(s)) => {
-                return broken(format!("the chain starts at sequence {s}: lines before it were removed (or the log was rotated)"));
+                return broken(format!(
+                    "the chain starts at sequence {s}: lines before it were removed (or the log was rotated)"
+                ));
             }
             (Some(p), Some(s)) if s == p + 1 && prev == prev_mac => {}
             (Some(p), Some(s)) if s <= p => return broken(format!("sequence {s} after {p}: lines were reordered")),
-            (Some(p), Some(s)) if s > p + 1 => return broken(format!("sequence jumps from {p} to {s}: lines were removed")),
-            (Some(_), Some(_)) => return broken("does not follow the line before it: lines were removed or reordered".into()),
+            (Some(p), Some(s)) if s > p + 1 => {
+                return broken(format!("sequence jumps from {p} to {s}: lines were removed"));
+            }
+            (Some(_), Some(_)) => {
+                return broken("does not follow the line before it: lines were removed or reordered".into());
+            }
             (_, None) => return broken("no sequence number".into()),
         }
         prev_seq = seq;
@@ -654,6 +661,11 @@ mod tests {
         e.src = Some("127.0.0.1".into());
         e.channel = Channel::Ssh;
         let line = e.syslog_line();
-        assert!(line.starts_with("event=secret_detected channel=ssh user=alice rule=openai-api-key action=mask src=127.0.0.1"), "{line}");
+        assert!(
+            line.starts_with(
+                "event=secret_detected channel=ssh user=alice rule=openai-api-key action=mask src=127.0.0.1"
+            ),
+            "{line}"
+        );
     }
 }

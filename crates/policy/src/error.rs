@@ -22,9 +22,7 @@ impl SettingsError {
     }
 
     pub(crate) fn unknown(key: &str, source: &Source) -> SettingsError {
-        SettingsError::new(format!(
-            "unknown setting `{key}` ({source}); `leakguard config show` lists the settings"
-        ))
+        SettingsError::new(format!("unknown setting `{key}` ({source}); `leakguard config show` lists the settings"))
     }
 
     pub(crate) fn read(path: &Path, e: std::io::Error) -> SettingsError {

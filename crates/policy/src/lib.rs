@@ -22,7 +22,7 @@ mod reload;
 pub mod settings;
 
 pub use error::{AuditError, SettingsError};
-pub use guard::{Context, Guard, GuardedStream, Outcome, Verdict};
+pub use guard::{Context, Found, Guard, GuardedStream, Outcome, Verdict};
 pub use leakguard_engine::Mode;
 pub use reload::{Reloader, Snapshot};
 pub use settings::{Identity, LoadOptions, Settings, Source};

@@ -445,7 +445,13 @@ impl Settings {
 
     /// Reads a config file: top-level settings, then the profile that
     /// applies, then inline rules.
-    fn apply_file(&mut self, path: &Path, text: &str, profile: Option<&str>, who: &Identity) -> Result<(), SettingsError> {
+    fn apply_file(
+        &mut self,
+        path: &Path,
+        text: &str,
+        profile: Option<&str>,
+        who: &Identity,
+    ) -> Result<(), SettingsError> {
         let table: toml::Table = text.parse().map_err(|e| SettingsError::toml(path, e))?;
         let mut profiles: BTreeMap<String, toml::Table> = BTreeMap::new();
         let mut default_profile = None;
@@ -453,7 +459,9 @@ impl Settings {
             match key.as_str() {
                 "rules" | "allowlist" => {}
                 "profiles" => {
-                    let t = v.as_table().ok_or_else(|| SettingsError::in_file(path, "`profiles` must be a table of tables"))?;
+                    let t = v
+                        .as_table()
+                        .ok_or_else(|| SettingsError::in_file(path, "`profiles` must be a table of tables"))?;
                     for (name, p) in t {
                         let p = p
                             .as_table()
@@ -463,7 +471,9 @@ impl Settings {
                 }
                 "default_profile" => {
                     default_profile = Some(
-                        v.as_str().ok_or_else(|| SettingsError::in_file(path, "`default_profile` must be a string"))?.to_string(),
+                        v.as_str()
+                            .ok_or_else(|| SettingsError::in_file(path, "`default_profile` must be a string"))?
+                            .to_string(),
                     )
                 }
                 _ => self.set_toml(key, v, Source::File(path.to_path_buf()))?,
@@ -472,7 +482,10 @@ impl Settings {
         let chosen = match profile {
             Some(p) if profiles.contains_key(p) => Some(p.to_string()),
             Some(p) => {
-                return Err(SettingsError::in_file(path, format!("profile `{p}` is not defined (profiles: {:?})", profiles.keys())));
+                return Err(SettingsError::in_file(
+                    path,
+                    format!("profile `{p}` is not defined (profiles: {:?})", profiles.keys()),
+                ));
             }
             None => profiles
                 .iter()
@@ -551,7 +564,12 @@ fn list_matches(v: Option<&toml::Value>, wanted: &[String]) -> bool {
 mod tests {
     use super::*;
 
-    fn load(file: Option<&str>, env: &[(&str, &str)], flags: &[(&str, &str)], who: Identity) -> Result<Settings, SettingsError> {
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        flags: &[(&str, &str)],
+        who: Identity,
+    ) -> Result<Settings, SettingsError> {
         let dir = tempfile::tempdir().unwrap();
         let config_file = file.map(|text| {
             let p = dir.path().join("config.toml");
@@ -576,7 +594,8 @@ mod tests {
         let s = load(Some("redact_mode = \"log_only\""), &[], &[], Identity::default()).unwrap();
         assert_eq!(s.redact_mode.value, Mode::LogOnly);
         assert!(matches!(s.redact_mode.source, Source::File(_)));
-        let s = load(Some("redact_mode = \"log_only\""), &[("REDACT_MODE", "block")], &[], Identity::default()).unwrap();
+        let s =
+            load(Some("redact_mode = \"log_only\""), &[("REDACT_MODE", "block")], &[], Identity::default()).unwrap();
         assert_eq!(s.redact_mode.value, Mode::Block);
         assert_eq!(s.redact_mode.source, Source::Env("REDACT_MODE".into()));
         let s = load(
@@ -587,8 +606,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.redact_mode.value, Mode::LogOnly, "the prefixed name wins");
-        let s = load(Some("redact_mode = \"log_only\""), &[("REDACT_MODE", "block")], &[("redact_mode", "mask")], Identity::default())
-            .unwrap();
+        let s = load(
+            Some("redact_mode = \"log_only\""),
+            &[("REDACT_MODE", "block")],
+            &[("redact_mode", "mask")],
+            Identity::default(),
+        )
+        .unwrap();
         assert_eq!(s.redact_mode.value, Mode::Mask);
         assert!(matches!(s.redact_mode.source, Source::Flag(_)));
     }
@@ -597,11 +621,7 @@ mod tests {
     fn design_document_names() {
         let s = load(
             None,
-            &[
-                ("SCAN_INPUT", "false"),
-                ("ALLOWLIST_PATHS", "[\"/a/\", \"/b\"]"),
-                ("PATTERN_UPDATE_INTERVAL", "60"),
-            ],
+            &[("SCAN_INPUT", "false"), ("ALLOWLIST_PATHS", "[\"/a/\", \"/b\"]"), ("PATTERN_UPDATE_INTERVAL", "60")],
             &[],
             Identity::default(),
         )
@@ -641,7 +661,8 @@ redact_mode = "block"
 groups = ["ml"]
 redact_mode = "log_only"
 "#;
-        let who = |u: &str, g: &[&str]| Identity { user: Some(u.into()), groups: g.iter().map(|s| s.to_string()).collect() };
+        let who =
+            |u: &str, g: &[&str]| Identity { user: Some(u.into()), groups: g.iter().map(|s| s.to_string()).collect() };
         let s = load(Some(file), &[], &[], who("alice", &[])).unwrap();
         assert_eq!((s.redact_mode.value, s.profile.as_deref()), (Mode::Block, Some("strict")));
         let s = load(Some(file), &[], &[], who("bob", &["ml"])).unwrap();
@@ -668,7 +689,10 @@ regex = 'acme_[a-z0-9]{24}'
         let set = s.rule_set().unwrap();
         assert!(set.get("acme-token").is_some());
         assert!(!set.get("private-ipv4").unwrap().enabled);
-        let e = load(Some("disable_rules = [\"no-such-rule\"]"), &[], &[], Identity::default()).unwrap().rule_set().unwrap_err();
+        let e = load(Some("disable_rules = [\"no-such-rule\"]"), &[], &[], Identity::default())
+            .unwrap()
+            .rule_set()
+            .unwrap_err();
         assert!(e.to_string().contains("no-such-rule"), "{e}");
     }
 }
