@@ -1,39 +1,51 @@
-//! The `leakguard` command: thin adapters from files, pipes and terminals to the engine.
+//! The `leakguard` command: thin adapters from files, pipes and terminals
+//! to the engine and the policy layer.
+
+mod setup;
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
-use leakguard_engine::{Engine, RuleSet, StreamRedactor, Style};
+use leakguard_engine::{Engine, Hold, selftest};
+use leakguard_policy::audit::{self, Channel, Key};
+use leakguard_policy::settings::Settings;
+use leakguard_policy::{LoadOptions, Verdict};
+
+use crate::setup::Common;
+
+/// Exit code when `redact` withheld output in block mode.
+const EXIT_BLOCKED: u8 = 3;
 
 #[derive(Parser)]
 #[command(name = "leakguard", version, about = "Find and mask secrets in text, files, notebooks and terminals")]
 struct Cli {
-    /// Extra rule file (leakguard TOML, or gitleaks TOML detected by its keys); repeatable.
-    #[arg(long = "rules", global = true, value_name = "FILE")]
-    rules: Vec<PathBuf>,
-    /// Rule file in gitleaks' format; repeatable. Rules with an existing id replace it.
-    #[arg(long = "gitleaks-config", global = true, value_name = "FILE")]
-    gitleaks: Vec<PathBuf>,
+    #[command(flatten)]
+    common: Common,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Read standard input, write it with secrets masked to standard output.
-    Redact {
-        /// Replacement: redacted, rule-id, prefix:N, same-width[:C], text:STRING.
-        #[arg(long, default_value = "redacted")]
-        style: Style,
-    },
+    /// Copy standard input to standard output with secrets masked.
+    Redact,
     /// List or check the rules in use.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
+    },
+    /// Show or check settings.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Check the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
 }
 
@@ -41,11 +53,30 @@ enum Command {
 enum RulesCommand {
     /// Print the rules in use.
     List {
-        #[arg(long, default_value = "text")]
+        #[arg(long, value_enum, default_value = "text")]
         format: ListFormat,
     },
     /// Run every rule against its examples and negative examples.
     Check,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective settings and where each value came from.
+    Show,
+    /// Validate a settings file (and the rules it names) without using it.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify the hash chain of a JSON-lines audit file.
+    Verify {
+        file: PathBuf,
+        /// Key file (default: the setting audit_key_file).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -65,70 +96,93 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_rules(cli: &Cli) -> Result<RuleSet> {
-    let mut set = RuleSet::builtin();
-    for path in &cli.rules {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read rule file {}", path.display()))?;
-        let part = if RuleSet::looks_like_gitleaks(&text) {
-            RuleSet::from_gitleaks_toml(&text)
-        } else {
-            RuleSet::from_toml(&text)
-        }
-        .with_context(|| format!("rule file {}", path.display()))?;
-        set.extend(part);
-    }
-    for path in &cli.gitleaks {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read rule file {}", path.display()))?;
-        set.extend(RuleSet::from_gitleaks_toml(&text).with_context(|| format!("rule file {}", path.display()))?);
-    }
-    Ok(set)
-}
-
 fn run(cli: Cli) -> Result<ExitCode> {
-    let set = load_rules(&cli)?;
+    let common = cli.common;
     match cli.command {
-        Command::Redact { style } => {
-            let engine = Arc::new(Engine::new(&set)?);
-            redact_stdin(engine, style)
-        }
-        Command::Rules { command: RulesCommand::List { format } } => {
-            let engine = Engine::new(&set)?;
-            let rules: Vec<_> = engine.rules().collect();
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rules)?),
-                ListFormat::Text => {
-                    for r in rules {
-                        println!("{:<36} {:<10} {:<8} {}", r.id, r.category, r.severity, r.description);
+        Command::Redact => redact_stdin(&common),
+        Command::Rules { command } => {
+            let settings = Settings::load(&common.load_options()?)?;
+            let set = settings.rule_set()?;
+            match command {
+                RulesCommand::List { format } => {
+                    let engine = Engine::new(&set)?;
+                    let rules: Vec<_> = engine.rules().collect();
+                    match format {
+                        ListFormat::Json => println!("{}", serde_json::to_string_pretty(&rules)?),
+                        ListFormat::Text => {
+                            for r in rules {
+                                println!("{:<40} {:<14} {:<8} {}", r.id, r.category, r.severity, r.description);
+                            }
+                        }
                     }
+                    Ok(ExitCode::SUCCESS)
                 }
+                RulesCommand::Check => {
+                    let report = selftest::check(&set, true);
+                    for f in &report.failures {
+                        println!("FAIL {f}");
+                    }
+                    println!(
+                        "{} rules, {} examples, {} negative examples: {} failures",
+                        report.rules,
+                        report.examples,
+                        report.negative_examples,
+                        report.failures.len()
+                    );
+                    Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+                }
+            }
+        }
+        Command::Config { command: ConfigCommand::Show } => {
+            let s = Settings::load(&common.load_options()?)?;
+            println!("# config file: {}", s.config_file.as_ref().map_or("(none)".into(), |p| p.display().to_string()));
+            println!("# profile: {}", s.profile.as_deref().unwrap_or("(none)"));
+            for (key, value, source) in s.entries() {
+                println!("{key} = {value}  # {source}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { command: RulesCommand::Check } => {
-            let report = leakguard_engine::selftest::check(&set, true);
-            for f in &report.failures {
-                println!("FAIL {f}");
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            let opts = LoadOptions { config_file: Some(file.clone()), ..LoadOptions::default() };
+            let s = Settings::load_with_env(&opts, &|_| None)?;
+            let engine = Engine::new(&s.rule_set()?)?;
+            engine.compile_all()?;
+            println!("{}: ok ({} rules enabled)", file.display(), engine.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify { file, key } } => {
+            let key_file = match key {
+                Some(k) => k,
+                None => Settings::load(&common.load_options()?)?
+                    .audit_key_file
+                    .value
+                    .unwrap_or_else(audit::default_key_file),
+            };
+            if !key_file.exists() {
+                anyhow::bail!("no audit key at {} (pass --key FILE)", key_file.display());
             }
-            println!(
-                "{} rules, {} examples, {} negative examples: {} failures",
-                report.rules,
-                report.examples,
-                report.negative_examples,
-                report.failures.len()
-            );
-            Ok(if report.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            let key = Key::load_or_create(&key_file)?;
+            match audit::verify(&file, &key)? {
+                Ok(n) => {
+                    println!("{}: {n} lines, chain intact", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(b) => {
+                    println!("{}: line {}: {}", file.display(), b.line, b.reason);
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
     }
 }
 
-fn redact_stdin(engine: Arc<Engine>, style: Style) -> Result<ExitCode> {
-    let mut stream = StreamRedactor::new(engine, style);
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    let stdout = io::stdout();
-    let mut output = stdout.lock();
+/// Streams standard input to standard output; a line goes out as soon as it
+/// is complete, memory stays bounded on endless input.
+fn redact_stdin(common: &Common) -> Result<ExitCode> {
+    let guard = common.guard(Channel::Cli)?;
+    let mut stream = guard.stream(Hold::Line, false);
+    let mut input = io::stdin().lock();
+    let mut output = io::stdout().lock();
     let mut buf = vec![0u8; 256 * 1024];
     let mut out = Vec::with_capacity(buf.len() + 4096);
     loop {
@@ -139,13 +193,30 @@ fn redact_stdin(engine: Arc<Engine>, style: Style) -> Result<ExitCode> {
             Err(e) => return Err(e).context("reading standard input"),
         };
         out.clear();
-        stream.push(&buf[..n], &mut out);
-        output.write_all(&out).context("writing standard output")?;
-        output.flush().context("writing standard output")?;
+        let verdict = stream.push(&buf[..n], &mut out);
+        if !write_out(&mut output, &out)? {
+            return Ok(ExitCode::SUCCESS);
+        }
+        if verdict == Verdict::Blocked {
+            eprintln!("leakguard: output blocked: it holds a secret (see the audit log)");
+            return Ok(ExitCode::from(EXIT_BLOCKED));
+        }
     }
     out.clear();
-    stream.flush(&mut out);
-    output.write_all(&out).context("writing standard output")?;
-    output.flush().context("writing standard output")?;
+    let verdict = stream.flush(&mut out);
+    write_out(&mut output, &out)?;
+    if verdict == Verdict::Blocked {
+        eprintln!("leakguard: output blocked: it holds a secret (see the audit log)");
+        return Ok(ExitCode::from(EXIT_BLOCKED));
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes and flushes; false when the reader went away (broken pipe).
+fn write_out(w: &mut impl Write, bytes: &[u8]) -> Result<bool> {
+    match w.write_all(bytes).and_then(|()| w.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("writing standard output"),
+    }
 }

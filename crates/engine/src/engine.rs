@@ -141,19 +141,6 @@ impl CompiledRule {
     }
 }
 
-/// Whether any part of the pattern can match a line feed.
-fn can_match_newline(hir: &Hir) -> bool {
-    match hir.kind() {
-        HirKind::Literal(lit) => lit.0.contains(&b'\n'),
-        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
-        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().any(|r| r.start() <= '\n' && '\n' <= r.end()),
-        HirKind::Repetition(r) => can_match_newline(&r.sub),
-        HirKind::Capture(c) => can_match_newline(&c.sub),
-        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().any(can_match_newline),
-        HirKind::Empty | HirKind::Look(_) => false,
-    }
-}
-
 /// Shortest run of token bytes (see `matcher::is_token_byte`) that every
 /// match of `hir` starts with: a prefix hit in a shorter token cannot match.
 fn leading_token_run(hir: &Hir) -> usize {
@@ -613,7 +600,7 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
     let props = hir.properties();
     let min_len = props.minimum_len().unwrap_or(0);
     let max_len = props.maximum_len();
-    let multiline = can_match_newline(&hir);
+    let multiline = rule.multiline;
     let bound = max_len.unwrap_or(UNBOUNDED_REACH).min(EXTENDED_REACH);
     let reach = Reach {
         back: bound.min(KEYWORD_BACK),

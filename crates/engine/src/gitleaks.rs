@@ -100,6 +100,8 @@ pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
                 allowlist.push(al.clone());
             }
         }
+        // gitleaks matches whole files; keep its multi-line patterns whole.
+        let multiline = ["[\\s\\S]", "(?s", "\\n"].iter().any(|m| regex.contains(m));
         let category = r.tags.first().cloned().unwrap_or_else(|| "gitleaks".to_string());
         set.rules.push(Rule {
             enabled: !disabled.contains(&r.id),
@@ -115,6 +117,7 @@ pub(crate) fn parse(text: &str) -> Result<RuleSet, RuleError> {
             entropy: r.entropy.filter(|&e| e > 0.0),
             validators: Vec::new(),
             context: Vec::new(),
+            multiline,
             placeholder_check: true,
             allowlist,
             mode: None,

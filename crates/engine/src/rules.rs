@@ -249,6 +249,11 @@ pub struct Rule {
     /// (for shapes that are only secrets in context, like bare phone numbers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context: Vec<String>,
+    /// The secret spans lines (private key blocks): windows are not cut at
+    /// line ends, and a stream holds a match that the next lines may extend.
+    /// Otherwise `\s` between a name and its value stays on one line.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multiline: bool,
     /// Drop values that look like placeholders (`xxxx`, `<token>`, `YOUR_KEY`...).
     #[serde(default = "yes")]
     pub placeholder_check: bool,

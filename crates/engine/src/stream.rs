@@ -97,6 +97,8 @@ pub struct StreamRedactor {
     /// Stream offset of `buf[0]`.
     base: u64,
     mask: Option<MaskFilter>,
+    /// Rules of findings already seen in the held tail.
+    held_rules: Vec<usize>,
 }
 
 impl StreamRedactor {
@@ -110,6 +112,7 @@ impl StreamRedactor {
             emitted: 0,
             base: 0,
             mask: None,
+            held_rules: Vec::new(),
         }
     }
 
@@ -194,9 +197,16 @@ impl StreamRedactor {
         self.flush(out)
     }
 
+    /// Rules of secrets found in the held tail, not yet reported: a channel
+    /// that blocks can stop before any of that line goes out.
+    pub fn held_rules(&self) -> &[usize] {
+        &self.held_rules
+    }
+
     fn emit(&mut self, flush: bool, out: &mut Vec<u8>) -> Vec<StreamFinding> {
         let scan = self.engine.scan(&self.buf);
         let cut = if flush { self.buf.len() } else { self.safe_cut(&scan) };
+        self.held_rules = scan.findings.iter().filter(|f| f.start >= cut).map(|f| f.rule).collect();
         self.write(cut, &scan.findings, scan.projection.as_ref(), out)
     }
 

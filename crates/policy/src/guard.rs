@@ -283,16 +283,27 @@ impl GuardedStream {
     }
 
     fn settle(&mut self, found: Vec<StreamFinding>, piece: Vec<u8>, out: &mut Vec<u8>) -> Verdict {
-        if found.is_empty() {
-            out.extend_from_slice(&piece);
-            return Verdict::Clean;
-        }
         let snap = self.guard.snapshot();
         let default = snap.settings.redact_mode.value;
         let engine = self.inner.engine().clone();
+        // A blocking secret in the held tail stops the stream before any of
+        // its line goes out.
+        let held_block = self.inner.held_rules().iter().any(|&r| mode_of(&engine, r, default) == Mode::Block);
+        if found.is_empty() && !held_block {
+            out.extend_from_slice(&piece);
+            return Verdict::Clean;
+        }
+        if found.is_empty() {
+            self.guard.record(EventKind::Blocked, |e| {
+                let r = self.inner.held_rules().iter().find(|&&r| mode_of(&engine, r, default) == Mode::Block);
+                e.action = Some("block".into());
+                e.rule = r.map(|&r| engine.rule(r).id.clone());
+            });
+            return Verdict::Blocked;
+        }
         let found: Vec<Found> =
             found.iter().map(|f| self.guard.found(&engine, f.rule, f.secret.as_bytes(), default)).collect();
-        let verdict = verdict_of(&found);
+        let verdict = if held_block { Verdict::Blocked } else { verdict_of(&found) };
         self.guard.audit(&found, self.input, false, verdict);
         if verdict != Verdict::Blocked {
             out.extend_from_slice(&piece);
@@ -351,10 +362,7 @@ mod tests {
         let mut s = g.stream(Hold::Line, false);
         let mut out = Vec::new();
         assert_eq!(s.push(b"fine line\n", &mut out), Verdict::Clean);
-        // The line may still continue (`TOKEN=` could take its value from the
-        // next line), so the verdict comes with the next line.
-        let text = format!("{KEY}next line\n");
-        assert_eq!(s.push(text.as_bytes(), &mut out), Verdict::Blocked);
+        assert_eq!(s.push(format!("x {KEY}").as_bytes(), &mut out), Verdict::Blocked, "even while the line is held");
         assert_eq!(out, b"fine line\n");
     }
 
