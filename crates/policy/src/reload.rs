@@ -30,6 +30,8 @@ pub struct Snapshot {
     pub engine: Arc<Engine>,
     /// Increases with every successful reload.
     pub generation: u64,
+    /// The watched files as they were when read.
+    stamps: Vec<(PathBuf, Stamp)>,
 }
 
 /// Owns the current snapshot and reloads it.
@@ -49,10 +51,19 @@ fn stamp(p: &PathBuf) -> Stamp {
 
 fn build(options: &LoadOptions, generation: u64) -> Result<Snapshot, SettingsError> {
     let settings = Settings::load(options)?;
+    // Stamped before the rule files are read: a change from now on triggers a reload.
+    let stamps = settings
+        .watched_files()
+        .into_iter()
+        .map(|f| {
+            let s = stamp(&f);
+            (f, s)
+        })
+        .collect();
     let set = settings.rule_set()?;
     let engine = Engine::new(&set).map_err(|e| SettingsError::new(format!("rules: {e}")))?;
     engine.compile_all().map_err(|e| SettingsError::new(format!("rules: {e}")))?;
-    Ok(Snapshot { settings, engine: Arc::new(engine), generation })
+    Ok(Snapshot { settings, engine: Arc::new(engine), generation, stamps })
 }
 
 impl Reloader {
@@ -79,22 +90,27 @@ impl Reloader {
     pub fn watch(self: &Arc<Self>, auditor: Arc<Auditor>, origin: Origin) {
         let me = Arc::clone(self);
         let spawned = std::thread::Builder::new().name("leakguard-reload".into()).spawn(move || {
-            let mut files = me.current().settings.watched_files();
-            let mut stamps: Vec<Stamp> = files.iter().map(stamp).collect();
+            let mut stamps = me.current().stamps.clone();
             let mut last = Instant::now();
             while !me.stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(500));
                 let interval = me.current().settings.update_interval();
-                let now: Vec<Stamp> = files.iter().map(stamp).collect();
+                let now: Vec<(PathBuf, Stamp)> = stamps.iter().map(|(f, _)| (f.clone(), stamp(f))).collect();
                 if now == stamps && last.elapsed() < interval {
                     continue;
+                }
+                if now != stamps {
+                    // Let a writer finish: reload once the files have been still for a moment.
+                    std::thread::sleep(Duration::from_millis(300));
+                    if stamps.iter().map(|(f, _)| (f.clone(), stamp(f))).collect::<Vec<_>>() != now {
+                        continue;
+                    }
                 }
                 last = Instant::now();
                 stamps = now;
                 match me.reload() {
                     Ok(snap) => {
-                        files = snap.settings.watched_files();
-                        stamps = files.iter().map(stamp).collect();
+                        stamps = snap.stamps.clone();
                         let mut e = Event::new(EventKind::RulesReloaded, &origin);
                         e.count = Some(snap.engine.len() as u64);
                         auditor.record(&e);
