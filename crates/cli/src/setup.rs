@@ -72,6 +72,7 @@ impl Common {
         let auditor = Arc::new(Auditor::new(settings).context("audit trail")?);
         let mut origin = Origin::new(channel);
         origin.user = identity().user;
+        origin.src = std::env::var("SSH_CONNECTION").ok().and_then(|c| Origin::ssh_client(&c));
         let path = std::env::current_dir().ok();
         Ok(Guard::new(reloader, auditor, Context { origin, path }))
     }

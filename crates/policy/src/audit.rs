@@ -203,8 +203,12 @@ fn sanitize(s: &str) -> String {
     s.chars().map(|c| if c.is_whitespace() || c == '=' || c.is_control() { '_' } else { c }).collect()
 }
 
+/// Now, RFC 3339 in UTC with microseconds (what fail2ban's `%f` reads).
 fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+    let now = time::OffsetDateTime::now_utc();
+    let micros = now.nanosecond() / 1000 * 1000;
+    now.replace_nanosecond(micros)
+        .unwrap_or(now)
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
@@ -225,6 +229,11 @@ pub struct Origin {
 impl Origin {
     pub fn new(channel: Channel) -> Origin {
         Origin { channel, user: None, session: None, host: hostname(), src: None, notebook: None, enforced: false }
+    }
+
+    /// The client address of an SSH session: the first field of `SSH_CONNECTION`.
+    pub fn ssh_client(ssh_connection: &str) -> Option<String> {
+        ssh_connection.split_whitespace().next().filter(|a| a.parse::<std::net::IpAddr>().is_ok()).map(String::from)
     }
 }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every test of leakguard: the Rust workspace (unit, property and CLI
+# tests, every rule's examples) and the system tests that drive real
+# fail2ban, sshd and Jupyter. Installs what those need when run as root on
+# a fresh Debian machine (as CI does).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=()
+  for pkg in fail2ban rsyslog openssh-server openssh-client tmux; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "== installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
+fi
+python3 -c 'import pytest, pexpect' 2>/dev/null || python3 -m pip install -q pytest pexpect
+
+echo "== build"
+cargo build --release --workspace --locked
+echo "== cargo test"
+cargo test --workspace --release --locked
+echo "== system tests"
+LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/system
+echo "== all tests passed"
