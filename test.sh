@@ -17,7 +17,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
-python3 -c 'import pytest, pexpect' 2>/dev/null || python3 -m pip install -q pytest pexpect
+python3 -c "import pytest, pexpect, jsonschema, nbformat" 2>/dev/null || python3 -m pip install -q pytest pexpect jsonschema nbformat
 
 echo "== build"
 cargo build --release --workspace --locked

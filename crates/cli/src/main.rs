@@ -1,6 +1,7 @@
 //! The `leakguard` command: thin adapters from files, pipes and terminals
 //! to the engine and the policy layer.
 
+mod scan;
 mod setup;
 
 use std::io::{self, Read, Write};
@@ -30,8 +31,42 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Copy standard input to standard output with secrets masked.
-    Redact,
+    /// Mask secrets: standard input to standard output, or files (notebooks as notebooks).
+    Redact {
+        /// Files to redact; without any, standard input.
+        files: Vec<PathBuf>,
+        /// Rewrite the files (atomically, permissions kept) instead of printing them.
+        #[arg(long)]
+        in_place: bool,
+        /// Only say what would be masked.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Scan files and directories (notebooks cell by cell) for secrets.
+    Scan {
+        /// Files or directories (default: the current directory).
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ScanFormat,
+        /// Print secrets in full instead of a short preview.
+        #[arg(long)]
+        show_secrets: bool,
+        /// Ignore findings recorded in this baseline file.
+        #[arg(long, value_name = "FILE")]
+        baseline: Option<PathBuf>,
+        /// Record the current findings as a baseline.
+        #[arg(long, value_name = "FILE")]
+        write_baseline: Option<PathBuf>,
+        /// Worker threads (default: all cores).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+        /// Also scan files that .gitignore excludes.
+        #[arg(long)]
+        no_ignore: bool,
+        /// Say which files were skipped and why.
+        #[arg(long, short)]
+        verbose: bool,
+    },
     /// List or check the rules in use.
     Rules {
         #[command(subcommand)]
@@ -80,6 +115,13 @@ enum AuditCommand {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum ScanFormat {
+    Text,
+    Json,
+    Sarif,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum ListFormat {
     Text,
     Json,
@@ -99,7 +141,66 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     let common = cli.common;
     match cli.command {
-        Command::Redact => redact_stdin(&common),
+        Command::Redact { files, in_place, dry_run } if files.is_empty() => {
+            if in_place || dry_run {
+                anyhow::bail!("--in-place and --dry-run need files");
+            }
+            redact_stdin(&common)
+        }
+        Command::Redact { files, in_place, dry_run } => redact_files(&common, &files, in_place, dry_run),
+        Command::Scan { paths, format, show_secrets, baseline, write_baseline, threads, no_ignore, verbose } => {
+            let guard = common.guard(Channel::Cli)?;
+            let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
+            let opts = scan::ScanOptions { threads, verbose, show_secrets, no_ignore };
+            let mut outcome = scan::scan(&guard, &paths, &opts)?;
+            if let Some(b) = &baseline {
+                let known = scan::Baseline::read(b)?.keys();
+                outcome.reports.retain(|r| !known.contains(&(r.rule_id.clone(), r.fingerprint.clone())));
+            }
+            if let Some(b) = &write_baseline {
+                let findings = outcome
+                    .reports
+                    .iter()
+                    .map(|r| scan::BaselineEntry {
+                        rule_id: r.rule_id.clone(),
+                        fingerprint: r.fingerprint.clone(),
+                        path: r.path.clone(),
+                    })
+                    .collect();
+                let text = serde_json::to_string_pretty(&scan::Baseline { version: 1, findings })?;
+                std::fs::write(b, text + "\n").with_context(|| format!("cannot write {}", b.display()))?;
+            }
+            let mut stdout = io::stdout().lock();
+            match format {
+                ScanFormat::Text => {
+                    let colour = std::io::IsTerminal::is_terminal(&io::stdout());
+                    scan::print_text(&outcome.reports, &mut stdout, colour)?;
+                }
+                ScanFormat::Json => writeln!(stdout, "{}", serde_json::to_string_pretty(&outcome.reports)?)?,
+                ScanFormat::Sarif => {
+                    let engine = guard.snapshot().engine.clone();
+                    writeln!(stdout, "{}", serde_json::to_string_pretty(&scan::sarif(&engine, &outcome.reports))?)?;
+                }
+            }
+            for e in &outcome.errors {
+                eprintln!("leakguard: {e}");
+            }
+            if verbose {
+                eprintln!(
+                    "{} files, {} bytes scanned, {} findings",
+                    outcome.files,
+                    outcome.bytes,
+                    outcome.reports.len()
+                );
+            }
+            Ok(ExitCode::from(if !outcome.errors.is_empty() {
+                2
+            } else if outcome.reports.is_empty() {
+                0
+            } else {
+                1
+            }))
+        }
         Command::Rules { command } => {
             let settings = Settings::load(&common.load_options()?)?;
             let set = settings.rule_set()?;
@@ -210,6 +311,45 @@ fn redact_stdin(common: &Common) -> Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_BLOCKED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `redact FILE...`: prints, rewrites or reports each file.
+fn redact_files(common: &Common, files: &[PathBuf], in_place: bool, dry_run: bool) -> Result<ExitCode> {
+    let guard = common.guard(Channel::Cli)?;
+    let snap = guard.snapshot();
+    let style = &snap.settings.redaction_style.value;
+    let mut failed = false;
+    for path in files {
+        let r = match scan::redact_file(&snap.engine, style, path) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("leakguard: {e:#}");
+                failed = true;
+                continue;
+            }
+        };
+        for (rule, _) in &r.masked {
+            guard.record(leakguard_policy::audit::EventKind::SecretDetected, |e| {
+                e.action = Some("mask".into());
+                e.rule = Some(rule.clone());
+                e.count = Some(1);
+            });
+        }
+        if dry_run {
+            println!("{}: {} secret(s) would be masked", path.display(), r.masked.len());
+            for (rule, place) in &r.masked {
+                println!("  {place}: {rule}");
+            }
+        } else if in_place {
+            if !r.masked.is_empty() {
+                scan::write_atomically(path, &r.output)?;
+                eprintln!("{}: {} secret(s) masked", path.display(), r.masked.len());
+            }
+        } else if !write_out(&mut io::stdout().lock(), &r.output)? {
+            break;
+        }
+    }
+    Ok(if failed { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }
 
 /// Writes and flushes; false when the reader went away (broken pipe).
