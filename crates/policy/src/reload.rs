@@ -49,7 +49,10 @@ fn stamp(p: &PathBuf) -> Stamp {
     std::fs::metadata(p).ok().map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len(), m.ino()))
 }
 
-fn build(options: &LoadOptions, generation: u64) -> Result<Snapshot, SettingsError> {
+/// Loads settings and compiles rules. `eager` also builds every regex now,
+/// so a reload can reject a rule that would only fail on first use; the
+/// first load skips that to keep start-up (a notebook kernel's) quick.
+fn build(options: &LoadOptions, generation: u64, eager: bool) -> Result<Snapshot, SettingsError> {
     let settings = Settings::load(options)?;
     // Stamped before the rule files are read: a change from now on triggers a reload.
     let stamps = settings
@@ -62,14 +65,16 @@ fn build(options: &LoadOptions, generation: u64) -> Result<Snapshot, SettingsErr
         .collect();
     let set = settings.rule_set()?;
     let engine = Engine::new(&set).map_err(|e| SettingsError::new(format!("rules: {e}")))?;
-    engine.compile_all().map_err(|e| SettingsError::new(format!("rules: {e}")))?;
+    if eager {
+        engine.compile_all().map_err(|e| SettingsError::new(format!("rules: {e}")))?;
+    }
     Ok(Snapshot { settings, engine: Arc::new(engine), generation, stamps })
 }
 
 impl Reloader {
     /// Loads settings and rules; an error here is a start-up error.
     pub fn load(options: LoadOptions) -> Result<Arc<Reloader>, SettingsError> {
-        let first = build(&options, 0)?;
+        let first = build(&options, 0, false)?;
         Ok(Arc::new(Reloader { current: ArcSwap::from_pointee(first), options, stop: AtomicBool::new(false) }))
     }
 
@@ -81,7 +86,7 @@ impl Reloader {
     /// Rebuilds now. On success the new snapshot is in force; on failure the
     /// old one stays and the reason is returned.
     pub fn reload(&self) -> Result<Arc<Snapshot>, SettingsError> {
-        let next = build(&self.options, self.current.load().generation + 1)?;
+        let next = build(&self.options, self.current.load().generation + 1, true)?;
         self.current.store(Arc::new(next));
         Ok(self.current())
     }

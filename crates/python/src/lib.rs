@@ -1,0 +1,290 @@
+//! `leakguard._native`: the engine and policy layer for Python.
+//!
+//! The IPython extension and the Jupyter server hooks (in the `leakguard`
+//! Python package next to this crate) call into this module. Every call that
+//! scans text releases the GIL, and every object is safe to use from the
+//! kernel's IOPub, main and subshell threads at once.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use leakguard_engine::{Engine, Hold, Style};
+use leakguard_policy::audit::{Auditor, Channel, Event, EventKind, Key, Origin};
+use leakguard_policy::{Context, Found, Guard as PolicyGuard, GuardedStream, LoadOptions, Reloader, Verdict};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The built-in rules, compiled once per process for `redact` and `scan`.
+fn builtin() -> &'static Arc<Engine> {
+    static ENGINE: OnceLock<Arc<Engine>> = OnceLock::new();
+    ENGINE.get_or_init(|| Arc::new(Engine::builtin()))
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Clean => "clean",
+        Verdict::Logged => "logged",
+        Verdict::Masked => "masked",
+        Verdict::Blocked => "blocked",
+    }
+}
+
+/// A secret found in text. Offsets are in characters of the Python string.
+#[pyclass(frozen, get_all, module = "leakguard._native")]
+#[derive(Clone)]
+struct Finding {
+    rule: String,
+    category: String,
+    severity: String,
+    mode: String,
+    fingerprint: String,
+    start: Option<usize>,
+    end: Option<usize>,
+}
+
+#[pymethods]
+impl Finding {
+    fn __repr__(&self) -> String {
+        format!(
+            "Finding(rule={:?}, category={:?}, severity={:?}, mode={:?})",
+            self.rule, self.category, self.severity, self.mode
+        )
+    }
+}
+
+impl From<&Found> for Finding {
+    fn from(f: &Found) -> Finding {
+        Finding {
+            rule: f.rule.clone(),
+            category: f.category.clone(),
+            severity: f.severity.to_string(),
+            mode: f.mode.to_string(),
+            fingerprint: f.fingerprint.clone(),
+            start: None,
+            end: None,
+        }
+    }
+}
+
+/// Character offset of byte offset `b` in `s`.
+fn char_offset(s: &str, b: usize) -> usize {
+    s.get(..b).map_or_else(|| s.len(), |p| p.chars().count())
+}
+
+/// Masks secrets in `text` with the built-in rules (no settings, no audit).
+#[pyfunction]
+fn redact(py: Python<'_>, text: &str) -> String {
+    let engine = builtin();
+    py.allow_threads(|| String::from_utf8_lossy(&engine.redact(text.as_bytes(), &Style::default()).output).into_owned())
+}
+
+/// Finds secrets in `text` with the built-in rules (no settings, no audit).
+#[pyfunction]
+fn scan(py: Python<'_>, text: &str) -> Vec<Finding> {
+    let engine = builtin();
+    let found = py.allow_threads(|| engine.find(text.as_bytes()));
+    let key = Key::ephemeral();
+    found
+        .iter()
+        .map(|f| {
+            let r = engine.rule(f.rule);
+            Finding {
+                rule: r.id.clone(),
+                category: r.category.clone(),
+                severity: r.severity.to_string(),
+                mode: r.mode.map_or("default".into(), |m| m.to_string()),
+                fingerprint: key.fingerprint(&r.id, f.secret(text.as_bytes())),
+                start: Some(char_offset(text, f.start)),
+                end: Some(char_offset(text, f.end)),
+            }
+        })
+        .collect()
+}
+
+fn channel(name: &str) -> PyResult<Channel> {
+    match name {
+        "jupyter" => Ok(Channel::Jupyter),
+        "ssh" => Ok(Channel::Ssh),
+        "cli" => Ok(Channel::Cli),
+        other => Err(PyValueError::new_err(format!("unknown channel {other:?}; expected jupyter, ssh or cli"))),
+    }
+}
+
+/// Settings, rules (reloaded in the background) and audit for one channel.
+#[pyclass(frozen, module = "leakguard._native")]
+struct Guard {
+    inner: PolicyGuard,
+}
+
+#[pymethods]
+impl Guard {
+    /// Loads settings as the CLI does (defaults < config file < environment).
+    #[new]
+    #[pyo3(signature = (channel="jupyter", notebook=None, session=None, user=None, config=None, enforced=false))]
+    fn new(
+        channel: &str,
+        notebook: Option<String>,
+        session: Option<String>,
+        user: Option<String>,
+        config: Option<PathBuf>,
+        enforced: bool,
+    ) -> PyResult<Guard> {
+        let ch = self::channel(channel)?;
+        let opts = LoadOptions { config_file: config, ..LoadOptions::default() };
+        let reloader = Reloader::load(opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let auditor =
+            Arc::new(Auditor::new(&reloader.current().settings).map_err(|e| PyRuntimeError::new_err(e.to_string()))?);
+        let mut origin = Origin::new(ch);
+        origin.user = user.or_else(|| std::env::var("USER").ok());
+        origin.session = session;
+        origin.notebook = notebook.clone();
+        origin.enforced = enforced;
+        reloader.watch(auditor.clone(), origin.clone());
+        let path = notebook.map(PathBuf::from);
+        Ok(Guard { inner: PolicyGuard::new(reloader, auditor, Context { origin, path }) })
+    }
+
+    /// Checks a whole text: returns (verdict, text to show, findings).
+    /// `verdict` is "clean", "logged", "masked" or "blocked".
+    #[pyo3(signature = (text, input=false))]
+    fn check(&self, py: Python<'_>, text: &str, input: bool) -> (&'static str, String, Vec<Finding>) {
+        let guard = &self.inner;
+        py.allow_threads(|| {
+            let o = guard.check(text.as_bytes(), input);
+            let output = match o.output {
+                std::borrow::Cow::Borrowed(_) => text.to_string(),
+                std::borrow::Cow::Owned(v) => String::from_utf8_lossy(&v).into_owned(),
+            };
+            (verdict_name(o.verdict), output, o.found.iter().map(Finding::from).collect())
+        })
+    }
+
+    /// A stream for text that arrives in pieces (stream outputs, terminals).
+    #[pyo3(signature = (input=false, line=true))]
+    fn stream(&self, input: bool, line: bool) -> Stream {
+        let hold = if line { Hold::Line } else { Hold::Token };
+        Stream { inner: Mutex::new(self.inner.stream(hold, input)) }
+    }
+
+    /// Whether the notebook path is under an allowlisted path (a hint, not an authorisation).
+    fn allowlisted(&self) -> bool {
+        self.inner.allowlisted()
+    }
+
+    /// The effective mode: "mask", "block" or "log_only".
+    #[getter]
+    fn mode(&self) -> String {
+        self.inner.snapshot().settings.redact_mode.value.to_string()
+    }
+
+    #[getter]
+    fn scan_input(&self) -> bool {
+        self.inner.snapshot().settings.scan_input.value
+    }
+
+    #[getter]
+    fn mask_widget_state(&self) -> bool {
+        self.inner.snapshot().settings.mask_widget_state.value
+    }
+
+    /// Every setting as a dict of key -> (value, source).
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let snap = self.inner.snapshot();
+        for (k, v, source) in snap.settings.entries() {
+            d.set_item(k, (v, source.to_string()))?;
+        }
+        Ok(d)
+    }
+
+    /// Records an audit event (`session_start`, `blocked`, `internal_error`...)
+    /// with optional fields: rule, action, parent, reason, notebook.
+    #[pyo3(signature = (event, **fields))]
+    fn record(&self, event: &str, fields: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        let kind = match event {
+            "secret_detected" => EventKind::SecretDetected,
+            "input_secret_detected" => EventKind::InputSecretDetected,
+            "blocked" => EventKind::Blocked,
+            "session_start" => EventKind::SessionStart,
+            "session_end" => EventKind::SessionEnd,
+            "internal_error" => EventKind::InternalError,
+            other => return Err(PyValueError::new_err(format!("unknown audit event {other:?}"))),
+        };
+        let mut e = Event::new(kind, &self.inner.context.origin);
+        if let Some(f) = fields {
+            for (k, v) in f.iter() {
+                let key: String = k.extract()?;
+                let value: String = v.str()?.to_string();
+                match key.as_str() {
+                    "rule" => e.rule = Some(value),
+                    "action" => e.action = Some(value),
+                    "parent" => e.parent = Some(value),
+                    "reason" => e.reason = Some(value),
+                    "notebook" => e.notebook = Some(value),
+                    other => return Err(PyValueError::new_err(format!("unknown audit field {other:?}"))),
+                }
+            }
+        }
+        self.inner.auditor().record(&e);
+        Ok(())
+    }
+}
+
+/// Redacts a stream that arrives in pieces; the output for any split
+/// equals the redaction of the whole.
+#[pyclass(frozen, module = "leakguard._native")]
+struct Stream {
+    inner: Mutex<GuardedStream>,
+}
+
+impl Stream {
+    fn run(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut GuardedStream, &mut Vec<u8>) -> Verdict + Send,
+    ) -> PyResult<(&'static str, String)> {
+        py.allow_threads(|| {
+            let mut s = self.inner.lock().map_err(|_| PyRuntimeError::new_err("stream lock poisoned"))?;
+            let mut out = Vec::new();
+            let v = f(&mut s, &mut out);
+            Ok((verdict_name(v), String::from_utf8_lossy(&out).into_owned()))
+        })
+    }
+}
+
+#[pymethods]
+impl Stream {
+    /// Adds text; returns (verdict, text that may be shown now).
+    fn push(&self, py: Python<'_>, text: &str) -> PyResult<(&'static str, String)> {
+        let bytes = text.as_bytes();
+        self.run(py, |s, out| s.push(bytes, out))
+    }
+
+    /// Releases everything held (end of output).
+    fn flush(&self, py: Python<'_>) -> PyResult<(&'static str, String)> {
+        self.run(py, |s, out| s.flush(out))
+    }
+
+    /// Releases after an idle timeout; a long armed key prefix is masked.
+    fn flush_idle(&self, py: Python<'_>) -> PyResult<(&'static str, String)> {
+        self.run(py, |s, out| s.flush_idle(out))
+    }
+
+    /// Bytes held back.
+    #[getter]
+    fn held(&self) -> usize {
+        self.inner.lock().map(|s| s.held()).unwrap_or(0)
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(redact, m)?)?;
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_class::<Finding>()?;
+    m.add_class::<Guard>()?;
+    m.add_class::<Stream>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
