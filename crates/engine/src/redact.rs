@@ -15,9 +15,10 @@ pub enum Style {
     RuleId,
     /// The first `n` characters of the secret, then `[REDACTED]` (`sk-proj-[REDACTED]`).
     KeepPrefix(usize),
-    /// One mask byte per byte of the secret, line breaks kept, so widths,
-    /// offsets and line numbers do not shift (terminals, fixed-width and
-    /// binary-adjacent output).
+    /// As many bytes as the secret, line breaks kept, so widths, offsets and
+    /// line numbers do not shift (terminals, fixed-width and structured
+    /// output): `[REDACTED]` padded with the mask byte when the secret is at
+    /// least that long, only mask bytes when it is shorter.
     SameWidth(u8),
 }
 
@@ -90,15 +91,18 @@ pub(crate) fn apply(h: &[u8], spans: &[Span<'_>], style: &Style, escapes: &[(usi
             escapes[esc..].iter().take_while(|e| e.0 < s.end).map(|e| (e.0.max(s.start), e.1.min(s.end))).collect();
         match style {
             Style::SameWidth(c) => {
+                let visible = gaps(s.start, s.end, &inside);
+                let mut fill = SameWidthFill::new(visible.clone().map(|(a, b)| &h[a..b]), *c);
                 let mut i = s.start;
-                for &(a, b) in inside.iter().chain(std::iter::once(&(s.end, s.end))) {
-                    out.extend(h[i..a].iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c }));
+                for (&(a, b), (from, to)) in inside.iter().chain(std::iter::once(&(s.end, s.end))).zip(visible) {
+                    debug_assert_eq!((from, to), (i, a));
+                    fill.write(&h[i..a], out);
                     out.extend_from_slice(&h[a..b]);
                     i = b;
                 }
             }
             _ => {
-                write_mask(&h[s.start..s.end], s.rule_id, style, out);
+                write_mask(&h[s.start..s.end], Some(s.rule_id), style, out);
                 for &(a, b) in &inside {
                     out.extend_from_slice(&h[a..b]);
                 }
@@ -109,14 +113,19 @@ pub(crate) fn apply(h: &[u8], spans: &[Span<'_>], style: &Style, escapes: &[(usi
     out.extend_from_slice(&h[at..]);
 }
 
-fn write_mask(secret: &[u8], rule_id: &str, style: &Style, out: &mut Vec<u8>) {
+/// Writes the mask for `secret`; `rule_id` is `None` for text masked
+/// before any rule matched it (a held token the stream gave up waiting on).
+pub(crate) fn write_mask(secret: &[u8], rule_id: Option<&str>, style: &Style, out: &mut Vec<u8>) {
     match style {
         Style::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Style::RuleId => {
-            out.extend_from_slice(b"[REDACTED:");
-            out.extend_from_slice(rule_id.as_bytes());
-            out.push(b']');
-        }
+        Style::RuleId => match rule_id {
+            Some(id) => {
+                out.extend_from_slice(b"[REDACTED:");
+                out.extend_from_slice(id.as_bytes());
+                out.push(b']');
+            }
+            None => out.extend_from_slice(DEFAULT_MASK.as_bytes()),
+        },
         Style::KeepPrefix(n) => {
             // Keep whole characters only, and never most of the secret.
             let mut keep = 0;
@@ -130,8 +139,58 @@ fn write_mask(secret: &[u8], rule_id: &str, style: &Style, out: &mut Vec<u8>) {
             }
             out.extend_from_slice(DEFAULT_MASK.as_bytes());
         }
-        Style::SameWidth(c) => out.extend(secret.iter().map(|&x| if x == b'\n' || x == b'\r' { x } else { *c })),
+        Style::SameWidth(c) => SameWidthFill::new(std::iter::once(secret), *c).write(secret, out),
     }
+}
+
+/// The bytes of a same-width mask, handed out across the pieces a span is
+/// cut into by escape sequences and line breaks (which are kept).
+struct SameWidthFill {
+    label: &'static [u8],
+    written: usize,
+    mask: u8,
+}
+
+impl SameWidthFill {
+    /// `visible` are the span's pieces outside escape sequences. The label
+    /// goes in only when the first line has room for it: a label broken
+    /// across lines reads worse than plain mask bytes.
+    fn new<'a>(visible: impl Iterator<Item = &'a [u8]>, mask: u8) -> SameWidthFill {
+        let mut first_line = 0;
+        for piece in visible {
+            match piece.iter().position(|&b| is_line_break(b)) {
+                Some(i) => {
+                    first_line += i;
+                    break;
+                }
+                None => first_line += piece.len(),
+            }
+        }
+        let label = if first_line >= DEFAULT_MASK.len() { DEFAULT_MASK.as_bytes() } else { b"" };
+        SameWidthFill { label, written: 0, mask }
+    }
+
+    fn write(&mut self, piece: &[u8], out: &mut Vec<u8>) {
+        for &b in piece {
+            if is_line_break(b) {
+                out.push(b);
+            } else {
+                out.push(self.label.get(self.written).copied().unwrap_or(self.mask));
+                self.written += 1;
+            }
+        }
+    }
+}
+
+/// The ranges of `start..end` between the sorted, clipped `escapes`.
+fn gaps(start: usize, end: usize, escapes: &[(usize, usize)]) -> impl Iterator<Item = (usize, usize)> + Clone + '_ {
+    let starts = std::iter::once(start).chain(escapes.iter().map(|e| e.1));
+    let ends = escapes.iter().map(|e| e.0).chain(std::iter::once(end));
+    starts.zip(ends)
+}
+
+fn is_line_break(b: u8) -> bool {
+    b == b'\n' || b == b'\r'
 }
 
 fn utf8_len(lead: u8) -> usize {
@@ -160,7 +219,8 @@ mod tests {
         assert_eq!(run(h, &[(4, 15)], &Style::default()), "key=[REDACTED] end");
         assert_eq!(run(h, &[(4, 15)], &Style::RuleId), "key=[REDACTED:r] end");
         assert_eq!(run(h, &[(4, 15)], &Style::KeepPrefix(3)), "key=sk-[REDACTED] end");
-        assert_eq!(run(h, &[(4, 15)], &Style::SameWidth(b'*')), "key=*********** end");
+        assert_eq!(run(h, &[(4, 15)], &Style::SameWidth(b'*')), "key=[REDACTED]* end");
+        assert_eq!(run(h, &[(4, 10)], &Style::SameWidth(b'*')), "key=******def12 end", "too short for the label");
         assert_eq!(run(h, &[(4, 6)], &Style::KeepPrefix(5)), "key=[REDACTED]-abcdef12 end", "never reveals most of it");
     }
 
@@ -186,10 +246,19 @@ mod tests {
         out.clear();
         apply(h, &spans, &Style::SameWidth(b'*'), &[(0, 5), (10, 14)], &mut out);
         assert_eq!(out, b"\x1b[31m*****\x1b[0m** rest");
+        let h = b"\x1b[31msk-abcdef\x1b[0m123456 rest";
+        let spans = [Span { start: 5, end: 24, rule_id: "r" }];
+        out.clear();
+        apply(h, &spans, &Style::SameWidth(b'*'), &[(0, 5), (14, 18)], &mut out);
+        assert_eq!(out, b"\x1b[31m[REDACTED\x1b[0m]***** rest", "the label runs on across the escape");
     }
 
     #[test]
     fn same_width_keeps_lines() {
         assert_eq!(run("a KEY\nBODY\nEND b", &[(2, 14)], &Style::SameWidth(b'*')), "a ***\n****\n*** b");
+        assert_eq!(
+            run("a -----BEGIN KEY-----\nMIIBOgIBAAJBAKj34\n-----END KEY----- b", &[(2, 57)], &Style::SameWidth(b'*')),
+            "a [REDACTED]*********\n*****************\n***************** b"
+        );
     }
 }

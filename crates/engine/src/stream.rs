@@ -188,7 +188,7 @@ impl StreamRedactor {
             if held.len() - token_start >= FAIL_CLOSED_LEN {
                 let split = self.emitted + token_start;
                 let found = self.emit_until(split, out);
-                write_mask_for(&self.style, self.buf.len() - split, out);
+                redact::write_mask(&self.buf[split..], None, &self.style, out);
                 self.emitted = self.buf.len();
                 self.trim();
                 return found;
@@ -304,14 +304,6 @@ impl StreamRedactor {
             self.emitted -= drop;
             self.base += drop as u64;
         }
-    }
-}
-
-fn write_mask_for(style: &Style, len: usize, out: &mut Vec<u8>) {
-    match style {
-        Style::SameWidth(c) => out.extend(std::iter::repeat_n(*c, len)),
-        Style::Text(t) => out.extend_from_slice(t.as_bytes()),
-        Style::RuleId | Style::KeepPrefix(_) => out.extend_from_slice(redact::DEFAULT_MASK.as_bytes()),
     }
 }
 
