@@ -4,6 +4,7 @@
 mod scan;
 mod setup;
 
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +83,17 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Run the user's shell with its output masked live: the sshd
+    /// ForceCommand, a login shell, or the shell of Jupyter terminals.
+    /// Without -c, runs $SSH_ORIGINAL_COMMAND, or an interactive shell.
+    Shell {
+        /// Run this command instead of an interactive shell.
+        #[arg(short = 'c', value_name = "COMMAND")]
+        command: Option<String>,
+        /// Start the real shell as a login shell.
+        #[arg(short = 'l', long)]
+        login: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -128,7 +140,11 @@ enum ListFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(request) = shell_invocation(&args) {
+        run_shell(&Common::default(), request);
+    }
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -138,9 +154,58 @@ fn main() -> ExitCode {
     }
 }
 
+/// leakguard invoked as a shell rather than as a command: as a login shell
+/// (argv0 `-leakguard`), by sshd as `leakguard -c CMD` when it is a user's
+/// passwd shell, or through a link named `leakguard-shell`.
+fn shell_invocation(args: &[OsString]) -> Option<leakguard_shell::Request> {
+    let argv0 = args.first()?.to_string_lossy();
+    let name = argv0.rsplit('/').next().unwrap_or(&argv0);
+    let login = name.starts_with('-');
+    let rest: Vec<String> = args[1..].iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let as_shell = login || name == "leakguard-shell" || rest.first().is_some_and(|a| a == "-c");
+    if !as_shell {
+        return None;
+    }
+    let command = match rest.iter().position(|a| a == "-c") {
+        Some(i) => rest.get(i + 1).cloned(),
+        None => ssh_original_command(),
+    };
+    Some(leakguard_shell::Request { command, login })
+}
+
+fn ssh_original_command() -> Option<String> {
+    std::env::var("SSH_ORIGINAL_COMMAND").ok()
+}
+
+/// Runs a shell session and ends the process as the session ended.
+fn run_shell(common: &Common, request: leakguard_shell::Request) -> ! {
+    let guard = match common.guard(Channel::Ssh) {
+        Ok(mut guard) => {
+            guard.context.origin.session = Some(leakguard_shell::session_id());
+            guard.watch_reloads();
+            guard
+        }
+        Err(e) => {
+            // Without its settings the proxy would run unprotected: refuse.
+            eprintln!("leakguard: cannot start a protected shell: {e:#}");
+            std::process::exit(1)
+        }
+    };
+    match leakguard_shell::run(&guard, &request) {
+        Ok(exit) => leakguard_shell::exit_like(exit),
+        Err(e) => {
+            eprintln!("leakguard: shell: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let common = cli.common;
     match cli.command {
+        Command::Shell { command, login } => {
+            run_shell(&common, leakguard_shell::Request { command: command.or_else(ssh_original_command), login })
+        }
         Command::Redact { files, in_place, dry_run } if files.is_empty() => {
             if in_place || dry_run {
                 anyhow::bail!("--in-place and --dry-run need files");

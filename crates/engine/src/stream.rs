@@ -84,6 +84,21 @@ const CONTEXT: usize = 4096;
 const DEFAULT_MAX_HOLD: usize = 64 * 1024;
 /// A timed-out armed token this long is masked rather than shown.
 const FAIL_CLOSED_LEN: usize = 16;
+/// Secrets a stream remembers; the oldest is forgotten past this.
+const MAX_KNOWN: usize = 64;
+/// Shorter values are not remembered: they would mask ordinary words.
+const MIN_KNOWN_LEN: usize = 6;
+/// A held token ending in this much of a remembered secret is armed.
+const KNOWN_ARMED_LEN: usize = 4;
+
+/// A secret the channel saw elsewhere (typed or pasted input), masked
+/// wherever it appears in this stream, even where no rule would find it.
+struct Known {
+    secret: Vec<u8>,
+    /// The rule that found it, by id: indices change when rules reload.
+    rule_id: String,
+    rule: Option<usize>,
+}
 
 /// See the module documentation.
 pub struct StreamRedactor {
@@ -99,6 +114,10 @@ pub struct StreamRedactor {
     mask: Option<MaskFilter>,
     /// Rules of findings already seen in the held tail.
     held_rules: Vec<usize>,
+    known: Vec<Known>,
+    known_matcher: Option<aho_corasick::AhoCorasick>,
+    /// Findings starting at or after this stream offset are not reported yet.
+    unreported_from: u64,
 }
 
 impl StreamRedactor {
@@ -113,6 +132,9 @@ impl StreamRedactor {
             base: 0,
             mask: None,
             held_rules: Vec::new(),
+            known: Vec::new(),
+            known_matcher: None,
+            unreported_from: 0,
         }
     }
 
@@ -137,6 +159,32 @@ impl StreamRedactor {
     /// The mask filter refers to rule indices, so set it again too.
     pub fn set_engine(&mut self, engine: Arc<Engine>) {
         self.engine = engine;
+        self.resolve_known();
+    }
+
+    /// Remembers a secret found by the rule `rule_id` somewhere else in the
+    /// session (in what the user typed or pasted): from now on it is masked
+    /// wherever it appears in this stream, split or whole, as a finding of
+    /// that rule. Forgotten if a reload removes the rule.
+    pub fn remember(&mut self, secret: &[u8], rule_id: &str) {
+        if secret.len() < MIN_KNOWN_LEN || self.known.iter().any(|k| k.secret == secret) {
+            return;
+        }
+        if self.known.len() == MAX_KNOWN {
+            self.known.remove(0);
+        }
+        self.known.push(Known { secret: secret.to_vec(), rule_id: rule_id.to_string(), rule: None });
+        self.resolve_known();
+    }
+
+    fn resolve_known(&mut self) {
+        for k in &mut self.known {
+            k.rule = self.engine.rules().position(|r| r.id == k.rule_id);
+        }
+        self.known.retain(|k| k.rule.is_some());
+        self.known_matcher = (!self.known.is_empty())
+            .then(|| aho_corasick::AhoCorasick::new(self.known.iter().map(|k| &k.secret)).ok())
+            .flatten();
     }
 
     pub fn set_style(&mut self, style: Style) {
@@ -171,23 +219,38 @@ impl StreamRedactor {
             return Tail::Empty;
         }
         let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
-        match self.engine.prefix_state(&held[token_start..]) {
+        let token = &held[token_start..];
+        match self.engine.prefix_state(token) {
             PrefixState::Armed => Tail::Armed,
+            _ if self.ends_in_known(token) => Tail::Armed,
             PrefixState::Partial => Tail::Partial,
             PrefixState::None => Tail::Plain,
         }
     }
 
+    /// Whether `token` ends with the start of a remembered secret.
+    fn ends_in_known(&self, token: &[u8]) -> bool {
+        self.known
+            .iter()
+            .any(|k| (KNOWN_ARMED_LEN..=k.secret.len().min(token.len())).any(|n| token.ends_with(&k.secret[..n])))
+    }
+
     /// Flushes after an idle timeout: like [`flush`](Self::flush), but an
-    /// armed token of 16 bytes or more is masked whole rather than shown,
-    /// since its rest may still come and by then the start would be out.
+    /// armed token of 16 bytes or more, or one ending in the start of a
+    /// remembered secret, is masked whole rather than shown, since its rest
+    /// may still come and by then the start would be out.
     pub fn flush_idle(&mut self, out: &mut Vec<u8>) -> Vec<StreamFinding> {
         if self.tail() == Tail::Armed {
             let held = &self.buf[self.emitted..];
             let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
-            if held.len() - token_start >= FAIL_CLOSED_LEN {
+            let token = &held[token_start..];
+            if token.len() >= FAIL_CLOSED_LEN || self.ends_in_known(token) {
                 let split = self.emitted + token_start;
-                let found = self.emit_until(split, out);
+                let mut found = self.emit_until(split, out);
+                // Secrets already whole in the masked token are reported now.
+                let inside: Vec<Finding> =
+                    self.scan(self.buf.len()).findings.into_iter().filter(|f| f.start >= split).collect();
+                found.extend(inside.iter().map(|f| self.report(f)));
                 redact::write_mask(&self.buf[split..], None, &self.style, out);
                 self.emitted = self.buf.len();
                 self.trim();
@@ -204,15 +267,33 @@ impl StreamRedactor {
     }
 
     fn emit(&mut self, flush: bool, out: &mut Vec<u8>) -> Vec<StreamFinding> {
-        let scan = self.engine.scan(&self.buf);
+        let scan = self.scan(self.buf.len());
         let cut = if flush { self.buf.len() } else { self.safe_cut(&scan) };
         self.held_rules = scan.findings.iter().filter(|f| f.start >= cut).map(|f| f.rule).collect();
         self.write(cut, &scan.findings, scan.projection.as_ref(), out)
     }
 
     fn emit_until(&mut self, cut: usize, out: &mut Vec<u8>) -> Vec<StreamFinding> {
-        let scan = self.engine.scan(&self.buf[..cut]);
+        let scan = self.scan(cut);
         self.write(cut, &scan.findings, scan.projection.as_ref(), out)
+    }
+
+    /// The engine's findings in `buf[..end]`, plus remembered secrets where
+    /// no rule found anything.
+    fn scan(&self, end: usize) -> Scan {
+        let h = &self.buf[..end];
+        let mut scan = self.engine.scan(h);
+        if let Some(ac) = &self.known_matcher {
+            let found_by_rules = scan.findings.len();
+            for m in ac.find_overlapping_iter(h) {
+                let (start, end) = (m.start(), m.end());
+                let Some(rule) = self.known[m.pattern().as_usize()].rule else { continue };
+                if !scan.findings[..found_by_rules].iter().any(|f| f.start < end && start < f.end) {
+                    scan.findings.push(Finding { rule, start, end, match_start: start, match_end: end });
+                }
+            }
+        }
+        scan
     }
 
     /// Where output can safely stop: nothing before it can still change.
@@ -259,12 +340,10 @@ impl StreamRedactor {
             if f.end <= from || f.start >= cut {
                 continue;
             }
-            if f.start >= from {
-                reported.push(StreamFinding {
-                    rule: f.rule,
-                    offset: self.base + f.start as u64,
-                    secret: Secret(self.buf[f.start..f.end].to_vec()),
-                });
+            // New, or the rest of one whose start went out masked but
+            // unreported (an armed token masked whole at an idle timeout).
+            if f.start >= from || self.base + f.start as u64 >= self.unreported_from {
+                reported.push(self.report(f));
             }
             if self.mask.as_ref().is_some_and(|m| !m(f.rule)) {
                 continue;
@@ -294,6 +373,12 @@ impl StreamRedactor {
         self.emitted = cut;
         self.trim();
         reported
+    }
+
+    fn report(&mut self, f: &Finding) -> StreamFinding {
+        let offset = self.base + f.start as u64;
+        self.unreported_from = self.unreported_from.max(offset + 1);
+        StreamFinding { rule: f.rule, offset, secret: Secret(self.buf[f.start..f.end].to_vec()) }
     }
 
     /// Drops emitted bytes beyond the context window.
@@ -407,5 +492,32 @@ mod tests {
         assert!(s.held() <= 4096 + 1001, "held {}", s.held());
         s.flush(&mut out);
         assert_eq!(out.len(), 1000 * 1001);
+    }
+
+    #[test]
+    fn remembered_secrets_are_masked_wherever_they_appear() {
+        let e = engine();
+        let text = b"$ echo $DB_PASS\r\nQv7pLw2xZr9\r\n$ ";
+        for cut in 1..text.len() {
+            let mut s = StreamRedactor::new(e.clone(), Style::default()).with_hold(Hold::Token);
+            s.remember(b"Qv7pLw2xZr9", "password-assignment");
+            let mut out = Vec::new();
+            let mut found = s.push(&text[..cut], &mut out);
+            if s.tail() == Tail::Armed {
+                // What an idle timer would do while the rest is still coming.
+                found.extend(s.flush_idle(&mut out));
+            }
+            found.extend(s.push(&text[cut..], &mut out));
+            found.extend(s.flush(&mut out));
+            let shown = String::from_utf8_lossy(&out);
+            assert!(!shown.contains("Qv7p") && !shown.contains("2xZr9"), "cut {cut}: {shown}");
+            assert!(!found.is_empty(), "cut {cut}: {shown}");
+        }
+        let mut s = StreamRedactor::new(e.clone(), Style::default()).with_hold(Hold::Token);
+        s.remember(b"Qv7pLw2xZr9", "password-assignment");
+        s.push(b"x=Qv7p", &mut Vec::new());
+        assert_eq!(s.tail(), Tail::Armed, "the start of a remembered secret waits for the rest");
+        s.set_engine(e.clone());
+        assert_eq!(s.tail(), Tail::Armed, "kept across reloads");
     }
 }

@@ -93,6 +93,41 @@ fn every_single_split_point() {
     }
 }
 
+/// The secrets a one-shot scan finds in `text` that a stream must never
+/// show whole, with their rule ids.
+fn secrets<'t>(e: &Engine, text: &'t [u8]) -> Vec<(&'t [u8], String)> {
+    e.find(text)
+        .iter()
+        .map(|f| (f.secret(text), e.rule(f.rule).id.clone()))
+        .filter(|(s, _)| s.len() >= 8 && !s.iter().any(|&b| b == 0x1b || b >= 0x80))
+        .collect()
+}
+
+fn leaked(secrets: &[(&[u8], String)], text: &[u8], out: &[u8]) -> Vec<String> {
+    secrets
+        .iter()
+        .filter(|(s, _)| memchr_find(out, s).is_some())
+        .map(|(_, id)| format!("{id} in {:?}", String::from_utf8_lossy(text)))
+        .collect()
+}
+
+#[test]
+fn every_split_point_in_terminal_mode() {
+    // What the SSH proxy does: hold only the trailing token, same-width masks.
+    let e = engine();
+    let style = Style::SameWidth(b'*');
+    let mut leaks = Vec::new();
+    for text in texts() {
+        let secrets = secrets(&e, text);
+        for cut in 0..=text.len() {
+            let out = stream(&[&text[..cut], &text[cut..]], Hold::Token, &style);
+            assert_eq!(out.len(), text.len(), "split at {cut} of {:?}", String::from_utf8_lossy(text));
+            leaks.extend(leaked(&secrets, text, &out).into_iter().map(|l| format!("split at {cut}: {l}")));
+        }
+    }
+    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+}
+
 #[test]
 fn byte_at_a_time_in_token_mode_leaks_nothing() {
     // Interactive terminals hold only the trailing token: the output may be
@@ -100,18 +135,9 @@ fn byte_at_a_time_in_token_mode_leaks_nothing() {
     let e = engine();
     let mut leaks = Vec::new();
     for text in texts() {
-        let found = e.find(text);
         let parts: Vec<&[u8]> = text.chunks(1).collect();
         let out = stream(&parts, Hold::Token, &Style::default());
-        for f in &found {
-            let secret = f.secret(text);
-            if secret.len() >= 8
-                && !secret.iter().any(|&b| b == 0x1b || b >= 0x80)
-                && memchr_find(&out, secret).is_some()
-            {
-                leaks.push(format!("{} in {:?}", e.rule(f.rule).id, String::from_utf8_lossy(text)));
-            }
-        }
+        leaks.extend(leaked(&secrets(&e, text), text, &out));
     }
     assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
 }

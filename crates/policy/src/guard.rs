@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use leakguard_engine::{Engine, Finding, Hold, MaskFilter, Mode, Severity, StreamFinding, StreamRedactor, Tail};
+use leakguard_engine::{Engine, Finding, Hold, MaskFilter, Mode, Severity, StreamFinding, StreamRedactor, Style, Tail};
 
 use crate::audit::{Auditor, Event, EventKind, Origin};
 use crate::reload::{Reloader, Snapshot};
@@ -81,6 +81,12 @@ impl Guard {
         &self.auditor
     }
 
+    /// Reloads rules and settings in the background, on the interval and
+    /// when their files change, until the process ends.
+    pub fn watch_reloads(&self) {
+        self.reloader.watch(self.auditor.clone(), self.context.origin.clone());
+    }
+
     /// Whether the context's path is allowlisted (then nothing is filtered).
     pub fn allowlisted(&self) -> bool {
         let snap = self.snapshot();
@@ -97,6 +103,12 @@ impl Guard {
     /// Checks one whole output (`input` false) or user input (`input` true):
     /// masks what the modes say, records one event per finding.
     pub fn check<'a>(&self, text: &'a [u8], input: bool) -> Outcome<'a> {
+        self.inspect(text, input, |_, _| {})
+    }
+
+    /// [`check`](Self::check), also handing `masked` the rule id and bytes
+    /// of each secret that is masked (not log-only).
+    fn inspect<'a>(&self, text: &'a [u8], input: bool, mut masked: impl FnMut(&str, &[u8])) -> Outcome<'a> {
         let clean =
             |sampled| Outcome { verdict: Verdict::Clean, output: Cow::Borrowed(text), found: Vec::new(), sampled };
         if self.allowlisted() {
@@ -131,6 +143,9 @@ impl Guard {
         let found: Vec<Found> = findings.iter().map(|f| self.found(engine, f.rule, f.secret(text), default)).collect();
         let to_mask: Vec<Finding> =
             findings.iter().filter(|f| mode_of(engine, f.rule, default) != Mode::LogOnly).cloned().collect();
+        for f in &to_mask {
+            masked(&engine.rule(f.rule).id, f.secret(text));
+        }
         let verdict = verdict_of(&found);
         self.audit(&found, input, sampled, verdict);
         let output = if to_mask.is_empty() {
@@ -189,6 +204,7 @@ impl Guard {
             inner,
             input,
             pass_through: self.allowlisted(),
+            keep_width: false,
         }
     }
 }
@@ -233,9 +249,27 @@ pub struct GuardedStream {
     inner: StreamRedactor,
     input: bool,
     pass_through: bool,
+    keep_width: bool,
+}
+
+/// The style a width-keeping stream uses: the configured one if it keeps
+/// the width already, else same-width with `*`.
+fn width_keeping(style: &Style) -> Style {
+    match style {
+        Style::SameWidth(_) => style.clone(),
+        _ => Style::SameWidth(b'*'),
+    }
 }
 
 impl GuardedStream {
+    /// Masks keep the byte length of what they replace, whatever style is
+    /// configured: terminals, and pipes carrying structured output.
+    pub fn keep_width(mut self) -> GuardedStream {
+        self.keep_width = true;
+        self.inner.set_style(width_keeping(&self.guard.snapshot().settings.redaction_style.value));
+        self
+    }
+
     /// Adds a chunk. Appends what may be shown to `out`; on `Blocked`
     /// nothing of this chunk is appended.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Verdict {
@@ -263,6 +297,18 @@ impl GuardedStream {
         self.settle(found, piece, out)
     }
 
+    /// Checks what the user typed or pasted into this stream's session,
+    /// like [`Guard::check`] with `input` true. Secrets found there are
+    /// then masked wherever they appear in this stream: their echo, and
+    /// later output such as `echo $TOKEN`.
+    pub fn check_input(&mut self, text: &[u8]) -> Verdict {
+        if self.pass_through {
+            return Verdict::Clean;
+        }
+        let inner = &mut self.inner;
+        self.guard.inspect(text, true, |rule_id, secret| inner.remember(secret, rule_id)).verdict
+    }
+
     /// How the held tail looks, to choose the idle timer.
     pub fn tail(&self) -> Tail {
         self.inner.tail()
@@ -277,7 +323,8 @@ impl GuardedStream {
         if snap.generation != self.generation {
             self.generation = snap.generation;
             self.inner.set_engine(snap.engine.clone());
-            self.inner.set_style(snap.settings.redaction_style.value.clone());
+            let style = &snap.settings.redaction_style.value;
+            self.inner.set_style(if self.keep_width { width_keeping(style) } else { style.clone() });
             self.inner.set_mask_filter(Some(mask_filter(&snap)));
         }
     }
@@ -364,6 +411,21 @@ mod tests {
         assert_eq!(s.push(b"fine line\n", &mut out), Verdict::Clean);
         assert_eq!(s.push(format!("x {KEY}").as_bytes(), &mut out), Verdict::Blocked, "even while the line is held");
         assert_eq!(out, b"fine line\n");
+    }
+
+    #[test]
+    fn secrets_typed_in_are_masked_in_later_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = guard(dir.path(), "");
+        let mut s = g.stream(Hold::Token, false).keep_width();
+        assert_eq!(s.check_input(b"export DB_PASSWORD='Qv7pLw2xZr9'"), Verdict::Masked);
+        let mut out = Vec::new();
+        s.push(b"$ echo $DB_PASSWORD\r\nQv7pLw2xZr9\r\n$ ", &mut out);
+        s.flush(&mut out);
+        assert_eq!(out, b"$ echo $DB_PASSWORD\r\n[REDACTED]*\r\n$ ", "same width, the value masked on its own");
+        let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+        assert!(audit.contains("\"input_secret_detected\""), "{audit}");
+        assert!(!audit.contains("Qv7pLw2x"));
     }
 
     #[test]

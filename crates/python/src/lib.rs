@@ -140,9 +140,10 @@ impl Guard {
         origin.session = session;
         origin.notebook = notebook.clone();
         origin.enforced = enforced;
-        reloader.watch(auditor.clone(), origin.clone());
         let path = notebook.map(PathBuf::from);
-        Ok(Guard { inner: PolicyGuard::new(reloader, auditor, Context { origin, path }) })
+        let inner = PolicyGuard::new(reloader, auditor, Context { origin, path });
+        inner.watch_reloads();
+        Ok(Guard { inner })
     }
 
     /// Checks a whole text: returns (verdict, text to show, findings).
