@@ -305,3 +305,54 @@ fn webhook_down_does_not_delay_redaction() {
         assert!(took < Duration::from_secs(10), "redaction waited for the webhook ({took:?})");
     }
 }
+
+#[test]
+fn a_running_filter_reloads_its_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let rule = |id: &str| {
+        format!(
+            "[[rules]]\nid = \"{id}\"\ndescription = \"t\"\ncategory = \"t\"\nprefixes = [\"{id}_\"]\nregex = '{id}_[a-z0-9]{{24}}'\n"
+        )
+    };
+    std::fs::write(&rules, rule("acme")).unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut child = leakguard(dir.path())
+        .arg("--rules")
+        .arg(&rules)
+        .arg("redact")
+        .env("PATTERN_UPDATE_INTERVAL", "1")
+        .env("LEAKGUARD_AUDIT_LOG", &log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut roundtrip = |text: &str| {
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+        let mut got = String::new();
+        lines.read_line(&mut got).unwrap();
+        got
+    };
+    assert_eq!(roundtrip("zeta_q8zk2m4xw7r1p9tj5vb3n6c0"), "zeta_q8zk2m4xw7r1p9tj5vb3n6c0\n");
+    std::fs::write(&rules, rule("acme") + &rule("zeta")).unwrap();
+    let started = Instant::now();
+    loop {
+        if roundtrip("zeta_q8zk2m4xw7r1p9tj5vb3n6c0") == "[REDACTED]\n" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the changed rule file was never picked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // PATTERN_UPDATE_INTERVAL=1: periodic reloads happen without any change.
+    let reloads = || std::fs::read_to_string(&log).unwrap_or_default().matches("\"rules_reloaded\"").count();
+    let seen = reloads();
+    while reloads() < seen + 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no periodic reload with PATTERN_UPDATE_INTERVAL=1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
