@@ -1,5 +1,8 @@
 //! Behaviour of the `leakguard` binary: redact, modes, audit, settings.
 
+mod common;
+
+use common::leakguard;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,19 +12,6 @@ use std::time::{Duration, Instant};
 const SK_PROJ: &str = "sk-proj-Qx7rT2mKp9LzW4vN8bYc3HdF6jS1gA5eR0uTiOkMnBvCxZaQwErTyUiOpLkJhGfDsAqWeRtY5uI8oP3lK2jH9gF6dS4aZ1xC7vB0nMT3BlbkFJq8wX2eR5tY7uI0oP3aS6dF9gH1jK4lZ7xC0vB";
 const GH: &str = "ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p";
 const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA8M55k0SY19Z8ITwSj0xvw5nwZllYKC2KKvIAPMlYp5JOmkMM\nvP3FalIhYrNnVGFMZP/GBJtw52lbBYFvrA421VYTLfuESSzUKxFB1uQpOStRp+Nu\n-----END RSA PRIVATE KEY-----";
-
-/// A leakguard command isolated from the machine's settings: its own key,
-/// no /etc config, a clean environment.
-fn leakguard(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_leakguard"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("LEAKGUARD_CONFIG", dir.join("none.toml"))
-        .env("LEAKGUARD_AUDIT_KEY_FILE", dir.join("audit.key"));
-    std::fs::write(dir.join("none.toml"), "").unwrap();
-    c
-}
 
 fn run(cmd: &mut Command, stdin: &str) -> Output {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
