@@ -28,8 +28,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -225,12 +223,15 @@ class KernelDied(AssertionError):
 class Kernel:
     """One running kernel and its client, in a private directory."""
 
-    def __init__(self, line, layer, settings, root):
+    def __init__(self, line, layer, settings, root, python=None, ipython_dir=None, install=True):
         self.line = line
         self.layer = layer
         self.settings = dict(settings)
         self.dir = tempfile.mkdtemp(prefix=f"{line}-{layer.name}-", dir=root)
-        self.ipython_dir = os.path.join(self.dir, "ipython")
+        self.python = python or os.path.join(LINES[line], "bin", "python")
+        self.ipython_dir = ipython_dir or os.path.join(self.dir, "ipython")
+        # Whether the harness enables the extension (in IPYTHONDIR) for a layer that wants it.
+        self.install = install
         self.audit_log = os.path.join(self.dir, "audit.jsonl")
         self.log_path = os.path.join(self.dir, "kernel.log")
         self.all = []  # every message received, of any request
@@ -256,9 +257,8 @@ class Kernel:
         return env
 
     def _start(self):
-        python = os.path.join(LINES[self.line], "bin", "python")
-        assert os.path.exists(python), f"{python} missing: run tests/jupyter/setup.sh"
-        argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        assert os.path.exists(self.python), f"{self.python} missing: run tests/jupyter/setup.sh"
+        argv = [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         if self.layer.wrap is not None:
             argv = self.layer.wrap(argv, self)
         kernels = os.path.join(self.dir, "jupyter", "kernels")
@@ -266,7 +266,7 @@ class Kernel:
         os.makedirs(spec)
         with open(os.path.join(spec, "kernel.json"), "w") as f:
             json.dump({"argv": argv, "display_name": f"leakguard {self.line}", "language": "python", "interrupt_mode": "signal"}, f)
-        if self.layer.extension:
+        if self.layer.extension and self.install:
             from leakguard import jupyter_cli
 
             jupyter_cli.install(os.path.join(self.ipython_dir, "profile_default"))
@@ -415,14 +415,17 @@ class Kernels:
         self.root = root
         self.kernels = {}
 
-    def get(self, line, layer=EXTENSION, fresh=False, **settings):
-        key = (line, layer.name, tuple(sorted(settings.items())))
+    def get(self, line, layer=EXTENSION, fresh=False, tag=None, options=None, **settings):
+        """``settings``: environment of the kernel (leakguard settings...);
+        ``tag``: keeps a kernel apart from others of the same settings;
+        ``options``: more arguments of :class:`Kernel` (python, ipython_dir, install)."""
+        key = (line, layer.name, tag, tuple(sorted(settings.items())), tuple(sorted((options or {}).items())))
         k = self.kernels.get(key)
         if k is not None and (fresh or not k.alive()):
             k.shutdown()
             k = None
         if k is None:
-            k = self.kernels[key] = Kernel(line, layer, settings, self.root)
+            k = self.kernels[key] = Kernel(line, layer, settings, self.root, **(options or {}))
         return k
 
     def shutdown(self):

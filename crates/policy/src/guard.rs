@@ -73,6 +73,13 @@ impl Guard {
         Guard { reloader, auditor, context }
     }
 
+    /// This guard for the text of one request: its events name `parent`.
+    pub fn for_parent(&self, parent: Option<String>) -> Guard {
+        let mut g = self.clone();
+        g.context.origin.parent = parent;
+        g
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.reloader.current()
     }
