@@ -310,6 +310,12 @@ class Kernel:
         mid = getattr(self.kc, method)(*args, **kw)
         return self._collect(mid, timeout, [])
 
+    def control(self, msg_type, content, timeout=30):
+        """A request on the control channel (debug_request...)."""
+        msg = self.kc.session.msg(msg_type, content)
+        self.kc.control_channel.send(msg)
+        return self._collect(msg["header"]["msg_id"], timeout, [])
+
     def eval(self, expr):
         """The repr of a Python expression, through user_expressions."""
         r = self.execute("", user_expressions={"x": expr}, store_history=False)
@@ -320,7 +326,7 @@ class Kernel:
     def _collect(self, mid, timeout, answers):
         run = Run(mid)
         idle = False
-        channels = [self.kc.iopub_channel, self.kc.shell_channel, self.kc.stdin_channel]
+        channels = [self.kc.iopub_channel, self.kc.shell_channel, self.kc.stdin_channel, self.kc.control_channel]
         poller = zmq.Poller()
         for ch in channels:
             poller.register(ch.socket, zmq.POLLIN)
@@ -344,7 +350,7 @@ class Kernel:
                     run.stdin.append(msg)
                     if kind == "input_request":
                         self.kc.input(answers.pop(0) if answers else "")
-                elif ch is self.kc.shell_channel:
+                elif ch in (self.kc.shell_channel, self.kc.control_channel):
                     run.reply = msg
                 else:
                     run.iopub.append(msg)

@@ -271,3 +271,29 @@ def test_an_internal_error_is_contained(kernel_with, mode):
     else:
         assert shown, "mask mode passes the message through (and records why)"
     assert_audit_clean(k)
+
+
+# ------------------------------------------------------------ widget state
+WIDGET = (
+    "from comm import create_comm\n"
+    "c = create_comm(target_name='leakguard.test', data={'state': {'value': S['huggingface']}, 'buffer_paths': []})\n"
+    "c.send({'method': 'update', 'state': {'value': S['huggingface']}})"
+)
+
+
+def test_widget_state_is_left_alone_by_default(kernel_with):
+    # Masking it would break two-way binding: the front end would send [REDACTED] back.
+    k = kernel_with(tag="widgets")
+    r = k.execute(WIDGET)
+    assert r.status == "ok", r
+    comms = r.of_type("comm_open", "comm_msg")
+    assert len(comms) == 2
+    assert all(tokens.BY_NAME["huggingface"].text in json.dumps(m["content"]["data"]) for m in comms)
+
+
+def test_widget_state_is_masked_when_asked(kernel_with):
+    k = kernel_with(LEAKGUARD_MASK_WIDGET_STATE="true")
+    r = k.execute(WIDGET)
+    assert r.status == "ok", r
+    assert len(r.of_type("comm_open", "comm_msg")) == 2
+    assert_hidden(r)

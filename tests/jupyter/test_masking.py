@@ -379,6 +379,21 @@ def test_input_prompt(k):
     assert "got yes" in r.stream()
 
 
+def test_debugger_variables(k):
+    k.execute("tok = S['jwt']; conf = dict(S)")
+    r = k.control("debug_request", {"type": "request", "seq": 1, "command": "inspectVariables", "arguments": {}})
+    assert r.reply["content"]["success"], r
+    assert_hidden(r)
+    names = {v["name"]: v["value"] for v in r.reply["content"]["body"]["variables"]}
+    assert names["tok"] == "'[REDACTED]'", names
+    r = k.control(
+        "debug_request",
+        {"type": "request", "seq": 2, "command": "richInspectVariables", "arguments": {"variableName": "conf"}},
+    )
+    assert_hidden(r)
+    assert "[REDACTED]" in r.reply["content"]["body"]["data"]["text/plain"]
+
+
 def test_whole_session_traffic(k):
     """Last: nothing this kernel ever sent (late flushes, other parents) held a secret."""
     k.settle(0.5)
