@@ -606,6 +606,49 @@ def _is_kernel_stream(stream):
     )
 
 
+class _Loading:
+    """A value made on another thread; attribute access waits for it (and
+    raises what making it raised)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._done = threading.Event()
+        self._value = self._error = None
+        threading.Thread(target=self._run, name="leakguard-load", daemon=True).start()
+
+    def _run(self):
+        try:
+            self._value = self._make()
+        except BaseException as e:  # surfaced on first use
+            self._error = e
+        finally:
+            self._done.set()
+
+    def after_fork_in_child(self):
+        # A fork before the value was made has no thread making it.
+        if not self._done.is_set():
+            self._done = threading.Event()
+            self._run()
+
+    def get(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __getattr__(self, name):
+        return getattr(self.get(), name)
+
+
+def _started(guard):
+    if guard.allowlisted():
+        # Notebooks under ALLOWLIST_PATHS are not filtered (the path is a hint, see _Extension).
+        guard.record("session_start", reason="allowlisted notebook path: not filtered")
+    else:
+        guard.record("session_start")
+    return guard
+
+
 def _block_mode(guard):
     try:
         return guard.mode == "block"
@@ -682,15 +725,13 @@ class _Extension:
         session_id = None
         if self.kernel is not None:
             session_id = getattr(getattr(self.kernel, "session", None), "session", None)
-        self.guard = Guard(channel="jupyter", notebook=self.notebook, session=session_id)
+        self.guard = _Loading(lambda: _started(Guard(channel="jupyter", notebook=self.notebook, session=session_id)))
         self.filter = None
 
     def install(self):
-        if self.guard.allowlisted():
-            # Notebooks under ALLOWLIST_PATHS are not filtered (see above: a hint).
-            self.guard.record("session_start", reason="allowlisted notebook path: not filtered")
-            return
-        self.guard.record("session_start")
+        # The hooks go in at once; the rules compile on another thread while
+        # the kernel starts, and the first text to check waits for them.
+        # Under ALLOWLIST_PATHS every check passes text through unchanged.
         if self.kernel is not None:
             self.filter = Filter(self.guard, self._emit, self._on_block)
             self._wrap_serialize(self.kernel.session)
@@ -959,6 +1000,8 @@ def _after_fork_in_child():
     ext = _active
     if ext is None or ext.filter is None:
         return
+    if isinstance(ext.guard, _Loading):
+        ext.guard.after_fork_in_child()
     ext.filter.after_fork_in_child()
     # A multiprocessing child ends with os._exit after running its
     # finalizers: release what is still held then. Process._bootstrap clears
