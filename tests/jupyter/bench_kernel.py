@@ -3,10 +3,13 @@
   target/jupyter/venv-ik7/bin/python tests/jupyter/bench_kernel.py [--line ik7] [--mb 100] [--rounds 3]
 
 1. A cell printing ``--mb`` MB of tensor-like text (lines of signed floats,
-   as a printed tensor or array looks), timed from execute_request to the
-   kernel's idle with every stream message received, with and without the
-   extension. Rounds alternate between the two kernels; medians are compared.
-2. Kernel start (process start to kernel_info reply), with and without.
+   as a printed tensor or array looks) in 1 MB prints, timed from
+   execute_request to the kernel's idle with every stream message received,
+   with and without the extension. Rounds alternate between the two
+   kernels; medians are compared.
+2. The same for ``--rows-mb`` MB printed one row (~100 characters) per
+   print: the cost per write.
+3. Kernel start (process start to kernel_info reply), with and without.
 
 Targets (DESIGN.md): under 5% slower, under 50 ms extra start. The machine
 is shared: compare the ratio of one run, and re-run when it is quiet.
@@ -28,9 +31,11 @@ import random as _r
 _r.seed(7)
 _row = lambda: '[' + ', '.join(f'{_r.uniform(-3, 3):.4f}' for _ in range(12)) + '],'
 BLOCK = '\\n'.join(_row() for _ in range(12800)) + '\\n'
+ROW = _row()
 len(BLOCK)
 """
 PRINT = "for _ in range({n}):\n    print(BLOCK, end='')"
+PRINT_ROWS = "for _ in range({n}):\n    print(ROW)"
 
 
 def run_cell(k, code):
@@ -41,24 +46,28 @@ def run_cell(k, code):
     return took, sum(len(m["content"]["text"]) for m in r.of_type("stream")), len(r.of_type("stream"))
 
 
-def bench_print(kernels, line, mb, rounds):
+def bench_print(kernels, line, mb, rounds, rows=False):
     ks = {name: kernels.get(line, layer) for name, layer in (("plain", PLAIN), ("leakguard", EXTENSION))}
     block = {}
     for name, k in ks.items():
         r = k.execute(SETUP)
         block[name] = int(r.of_type("execute_result")[0]["content"]["data"]["text/plain"])
+        if rows:
+            block[name] = int(k.eval("len(ROW) + 1"))
     n = max(1, round(mb * 1e6 / block["plain"]))
+    code = (PRINT_ROWS if rows else PRINT).format(n=n)
     times = {name: [] for name in ks}
     for i in range(rounds + 1):
         for name, k in ks.items() if i % 2 == 0 else reversed(list(ks.items())):
-            took, chars, msgs = run_cell(k, PRINT.format(n=n))
+            took, chars, msgs = run_cell(k, code)
             assert chars == n * block[name], (name, chars, n * block[name])
             if i > 0:  # the first round warms up both
                 times[name].append(took)
                 print(f"  {name:9} {took:7.3f} s  {chars / 1e6:.0f} MB in {msgs} stream messages", flush=True)
     med = {name: statistics.median(t) for name, t in times.items()}
     print(
-        f"print {n * block['plain'] / 1e6:.0f} MB ({line}): plain {med['plain']:.3f} s, "
+        f"print {n * block['plain'] / 1e6:.0f} MB {'row by row' if rows else 'in 1 MB prints'} ({line}): "
+        f"plain {med['plain']:.3f} s, "
         f"leakguard {med['leakguard']:.3f} s, {100 * (med['leakguard'] / med['plain'] - 1):+.1f}%"
     )
 
@@ -85,6 +94,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--line", default="ik7", choices=["ik6", "ik7"])
     p.add_argument("--mb", type=float, default=100)
+    p.add_argument("--rows-mb", type=float, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--start-rounds", type=int, default=7)
     args = p.parse_args()
@@ -92,6 +102,7 @@ def main():
         kernels = Kernels(tmp)
         try:
             bench_print(kernels, args.line, args.mb, args.rounds)
+            bench_print(kernels, args.line, args.rows_mb, args.rounds, rows=True)
             kernels.shutdown()
             bench_start(kernels, args.line, args.start_rounds)
         finally:
