@@ -24,7 +24,6 @@ that check masking take ``layer`` so that they run against every layer;
 tests of the extension's own features use :data:`EXTENSION`.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -46,13 +45,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 TARGET = os.path.join(ROOT, "target", "jupyter")
 LINES = {"ik6": os.path.join(TARGET, "venv-ik6"), "ik7": os.path.join(TARGET, "venv-ik7")}
 
-sys.path.insert(0, HERE)
+sys.path[:0] = [HERE, os.path.join(ROOT, "tests")]
+import support  # noqa: E402  (ports, waiting, process clean-up, isolated environments)
 import tokens  # noqa: E402
-
-# Generic helpers of the system tests (ports, waiting, process cleanup).
-_spec = importlib.util.spec_from_file_location("leakguard_system_support", os.path.join(ROOT, "tests", "system", "conftest.py"))
-support = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(support)
 
 
 @dataclass(frozen=True)
@@ -244,7 +239,7 @@ class Kernel:
     # --------------------------------------------------------------- set-up
     def env(self):
         env = support.isolated_env(self.dir)
-        for k in ("PYTEST_CURRENT_TEST", "ALLOWLIST_PATHS", "PATTERN_UPDATE_INTERVAL", "JPY_SESSION_NAME", "IPYTHONDIR"):
+        for k in ("PYTEST_CURRENT_TEST", "JPY_SESSION_NAME", "IPYTHONDIR"):
             env.pop(k, None)
         env.update(
             IPYTHONDIR=self.ipython_dir,

@@ -11,6 +11,7 @@ target/jupyter/lab.png.
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import urllib.request
 
@@ -46,7 +47,9 @@ class Lab:
 
 @pytest.fixture
 def lab(tmp_path):
-    support.require("/usr/bin/chromium", "node")
+    missing = [t for t in ("/usr/bin/chromium", "node") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"{missing} missing: tests/jupyter/setup.sh installs them")
     port = support.free_port()
     token = secrets.token_hex(16)
     root = tmp_path / "root"
@@ -60,7 +63,7 @@ def lab(tmp_path):
     # No "Jupyter news" question in the screenshot.
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = support.isolated_env(str(tmp_path))
-    for k in ("PYTEST_CURRENT_TEST", "ALLOWLIST_PATHS", "JPY_SESSION_NAME"):
+    for k in ("PYTEST_CURRENT_TEST", "JPY_SESSION_NAME"):
         env.pop(k, None)
     env.update(
         IPYTHONDIR=str(ipydir),
