@@ -13,10 +13,18 @@ How it works (research/jupyter.md, sections 1-4):
   (copy on write: the user's objects are never mutated) and hands it on.
 - Stream text goes through a carry buffer per (parent msg_id, stream name):
   a native ``Guard.stream()`` that holds an unfinished line (and a private key
-  block that may still grow), so a secret split over several stream messages
-  is still masked. What is held goes out after a short idle time (a timer
-  thread), when the hold grows past a bound, and before any other message
-  with the same parent, so ordering and the final ``idle`` are kept.
+  block that may still grow), so a secret split over several writes or
+  stream messages is still masked. What is held goes out after a short idle
+  time (a timer thread), when the hold grows past a bound, and before any
+  other message with the same parent, so ordering and the final ``idle`` are
+  kept. Text written to the kernel's ``sys.stdout``/``sys.stderr`` (prints,
+  subprocess and C output through ipykernel's fd capture) is filtered where
+  it is written (:class:`_Writer`): the scan of a big output runs without
+  the GIL beside ipykernel's own encoding on the IOPub thread, and the
+  stream messages made of it pass ``serialize`` untouched. Stream messages
+  from elsewhere are filtered in ``serialize``.
+- The rules compile on a thread while the kernel starts; the first text to
+  check waits for them.
 - Other messages are walked: text MIME types scanned as strings, JSON MIME
   types walked as values, binary MIME types and ``buffers`` untouched; widget
   comm messages are left alone unless the ``mask_widget_state`` setting is on
