@@ -45,6 +45,9 @@ pub enum EventKind {
     FileTransfer,
     AlertFailed,
     InternalError,
+    /// A message that failed its signature check or could not be parsed,
+    /// dropped by an enforcing channel (a sign of tampering).
+    MessageRejected,
 }
 
 impl EventKind {
@@ -60,6 +63,7 @@ impl EventKind {
             EventKind::FileTransfer => "file_transfer",
             EventKind::AlertFailed => "alert_failed",
             EventKind::InternalError => "internal_error",
+            EventKind::MessageRejected => "message_rejected",
         }
     }
 }
