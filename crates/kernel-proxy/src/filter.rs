@@ -290,11 +290,11 @@ impl Shared {
 
     /// A reply on shell, control or stdin: masked in every mode (only
     /// outputs are withheld). `Err` means drop it.
-    pub fn reply(&self, frames: Vec<Vec<u8>>) -> Result<Message, WireError> {
+    pub fn reply(&self, frames: Vec<Vec<u8>>) -> Result<(Message, Header), WireError> {
         let (mut m, h) = self.accept(frames)?;
         self.ids.learn(&h);
         if content::message_kind(&h.msg_type) == MessageKind::Skip {
-            return Ok(m);
+            return Ok((m, h));
         }
         self.walk(&mut m, &h.msg_type)?;
         if h.msg_type == "execute_reply" {
@@ -302,7 +302,7 @@ impl Shared {
                 self.execution_count.store(n, Ordering::Relaxed);
             }
         }
-        Ok(m)
+        Ok((m, h))
     }
 
     /// A request from a client on shell: with SCAN_INPUT, cell code is
@@ -610,6 +610,11 @@ impl Iopub {
         c.template_sent = true;
         c.template = msg.clone();
         out.push(msg);
+    }
+
+    /// Releases what a request's streams hold (before its input prompt).
+    pub fn flush_request(&mut self, pid: &str, out: &mut Vec<Message>, fx: &mut Effects) {
+        self.flush_parent(pid, out, fx);
     }
 
     /// Held text of a request goes out before any other message of it.

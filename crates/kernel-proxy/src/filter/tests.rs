@@ -279,14 +279,14 @@ fn replies_are_masked_even_in_block_mode_and_keep_buffers() {
                                                           "data": {"text/plain": format!("String form: {s}")}}),
     );
     frames.push(b"\xff\x00raw buffer".to_vec());
-    let m = sh.reply(frames).unwrap();
+    let (m, _) = sh.reply(frames).unwrap();
     m.verify(&signer()).unwrap();
     let c: Value = serde_json::from_slice(m.content()).unwrap();
     assert_eq!(c["data"]["text/plain"], "String form: [REDACTED]");
     assert_eq!(m.buffers(), [b"\xff\x00raw buffer".to_vec()]);
     let mut forged = kmsg("execute_reply", "p1", json!({"status": "ok", "execution_count": 4}));
     forged[2] = b"0000".to_vec();
-    assert_eq!(sh.reply(forged).unwrap_err(), WireError::BadSignature);
+    assert_eq!(sh.reply(forged).err(), Some(WireError::BadSignature));
     sh.reply(kmsg("execute_reply", "p1", json!({"status": "ok", "execution_count": 4}))).unwrap();
     assert_eq!(sh.execution_count.load(Ordering::Relaxed), 4);
 }
