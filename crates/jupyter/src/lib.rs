@@ -14,5 +14,6 @@
 //! Python package reaches it through the native module.
 
 pub mod content;
+pub mod guarded;
 pub mod mime;
 pub mod notebook;

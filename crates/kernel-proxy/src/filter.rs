@@ -8,14 +8,14 @@
 //! message of the same parent, the first withheld output of a request
 //! turned into an error naming the rule, and the rest of its output dropped.
 
-use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use leakguard_engine::Hold;
-use leakguard_jupyter::content::{self, MessageKind, Role};
+use leakguard_jupyter::content::{self, MessageKind};
+use leakguard_jupyter::guarded::{self, Checked};
 use leakguard_policy::audit::EventKind;
 use leakguard_policy::{Guard, GuardedStream, Verdict};
 use serde_json::{Value, json};
@@ -206,41 +206,6 @@ pub struct Shared {
     pub execution_count: AtomicU64,
 }
 
-/// Checks strings with the guard; collects the worst verdict and rules.
-struct Checker<'a> {
-    guard: &'a Guard,
-    /// Whether cell code counts as input (SCAN_INPUT) for the audit.
-    scan_input: bool,
-    history: bool,
-    verdict: Verdict,
-    rules: Vec<String>,
-    changed: bool,
-}
-
-impl content::Visitor for Checker<'_> {
-    fn text(&mut self, text: &mut String, role: Role) {
-        let input = role == Role::Input && (self.scan_input || self.history);
-        let o = self.guard.check(text.as_bytes(), input);
-        self.verdict = self.verdict.max(o.verdict);
-        for f in &o.found {
-            if !self.rules.contains(&f.rule) {
-                self.rules.push(f.rule.clone());
-            }
-        }
-        if let Cow::Owned(v) = o.output {
-            // Masks replace whole characters: valid UTF-8 stays valid.
-            *text = String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            self.changed = true;
-        }
-    }
-}
-
-/// What walking a message found.
-struct Walked {
-    verdict: Verdict,
-    rules: Vec<String>,
-}
-
 impl Shared {
     pub fn new(guard: Guard, signer: Signer) -> Shared {
         Shared { guard, signer, ids: Ids::new(), memo: InputMemo::default(), execution_count: AtomicU64::new(0) }
@@ -263,21 +228,12 @@ impl Shared {
     }
 
     /// Walks content and metadata; re-signs the message when they changed.
-    fn walk(&self, m: &mut Message, msg_type: &str) -> Result<Walked, WireError> {
+    fn walk(&self, m: &mut Message, msg_type: &str) -> Result<Checked, WireError> {
         let mut content = json_part(m.content(), "content")?;
         let md_raw = m.metadata();
         let empty_md = md_raw == b"{}";
         let mut metadata = if empty_md { Value::Null } else { json_part(md_raw, "metadata")? };
-        let snap = self.guard.snapshot();
-        let mut c = Checker {
-            guard: &self.guard,
-            scan_input: snap.settings.scan_input.value,
-            history: msg_type == "history_reply",
-            verdict: Verdict::Clean,
-            rules: Vec::new(),
-            changed: false,
-        };
-        content::walk_message(msg_type, &mut content, &mut metadata, snap.settings.mask_widget_state.value, &mut c);
+        let c = guarded::message(&self.guard, msg_type, &mut content, &mut metadata);
         if c.changed {
             m.set_content(to_json(&content));
             if !empty_md {
@@ -285,7 +241,7 @@ impl Shared {
             }
             m.sign(&self.signer);
         }
-        Ok(Walked { verdict: c.verdict, rules: c.rules })
+        Ok(c)
     }
 
     /// A reply on shell, control or stdin: masked in every mode (only

@@ -94,12 +94,11 @@ impl Kernel {
 
 /// Sends a signal to the kernel's process group (the kernel and what it
 /// started), as Jupyter's clients signal kernels they start themselves.
+/// Safe after the kernel was reaped: Linux never hands out a pid that is
+/// still the id of a process group.
 pub fn signal_group(pid: libc::pid_t, sig: libc::c_int) {
     // SAFETY: signalling a process group we created.
-    if unsafe { libc::killpg(pid, sig) } != 0 {
-        // SAFETY: as above, the leader alone when the group is gone.
-        unsafe { libc::kill(pid, sig) };
-    }
+    unsafe { libc::killpg(pid, sig) };
 }
 
 /// The shell convention for a status: the code, or 128 + the signal.

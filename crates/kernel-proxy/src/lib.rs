@@ -133,6 +133,9 @@ pub fn run(opts: &Options, guard: &Guard) -> Result<i32, ProxyError> {
     let shared = Arc::new(filter::Shared::new(guard.clone(), signer));
     let relay = Relay::start(sockets, shared, kernel.pid(), opts.interrupt_mode);
     let (code, why) = signals.wait(&mut kernel);
+    // What the kernel left running in its group goes with it, as when a
+    // client kills the group of a kernel it started itself.
+    kernel::signal_group(kernel.pid(), libc::SIGKILL);
     // The relay passes on what the kernel sent last; a stuck close must not
     // keep a dead kernel's proxy alive.
     let watchdog_path = inner_path.clone();
@@ -200,8 +203,10 @@ impl Signals {
     /// Waits until the kernel ends (or is ended); returns the exit code and why.
     fn wait(&self, kernel: &mut Kernel) -> (i32, String) {
         loop {
-            if let Ok(Some(status)) = kernel.try_wait() {
-                return (kernel::exit_code(status), format!("the kernel exited ({status})"));
+            match kernel.try_wait() {
+                Ok(Some(status)) => return (kernel::exit_code(status), format!("the kernel exited ({status})")),
+                Ok(None) => {}
+                Err(e) => return (1, format!("the kernel cannot be waited for: {e}")),
             }
             // A bounded wait also catches a SIGCHLD that came before the mask.
             match self.next(Some(Duration::from_secs(1))) {
@@ -221,8 +226,10 @@ impl Signals {
         kernel::signal_group(kernel.pid(), libc::SIGTERM);
         let deadline = std::time::Instant::now() + TERM_GRACE;
         loop {
-            if let Ok(Some(status)) = kernel.try_wait() {
-                return kernel::exit_code(status);
+            match kernel.try_wait() {
+                Ok(Some(status)) => return kernel::exit_code(status),
+                Ok(None) => {}
+                Err(_) => return 1,
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
@@ -232,8 +239,10 @@ impl Signals {
         }
         kernel::signal_group(kernel.pid(), libc::SIGKILL);
         loop {
-            if let Ok(Some(status)) = kernel.try_wait() {
-                return kernel::exit_code(status);
+            match kernel.try_wait() {
+                Ok(Some(status)) => return kernel::exit_code(status),
+                Ok(None) => {}
+                Err(_) => return 1,
             }
             self.next(Some(Duration::from_millis(50)));
         }
