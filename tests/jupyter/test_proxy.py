@@ -79,7 +79,7 @@ import datetime, hashlib, hmac, json, uuid
 k = get_ipython().kernel
 hdr = json.dumps({"msg_id": uuid.uuid4().hex, "msg_type": "stream", "username": "u", "session": k.session.session,
                   "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "version": "5.3"}).encode()
-parts = [hdr, json.dumps(k.get_parent()["header"]).encode(), b"{}",
+parts = [hdr, json.dumps(k.get_parent()["header"], default=str).encode(), b"{}",
          json.dumps({"name": "stdout", "text": "raw: " + S["github-pat"] + "\\n"}).encode()]
 sig = hmac.new(k.session.key, b"".join(parts), hashlib.sha256).hexdigest().encode()
 k.iopub_socket.send_multipart([b"stream.stdout", b"<IDS|MSG>", sig] + parts)
@@ -121,13 +121,13 @@ k = get_ipython().kernel
 def forged(text, key):
     hdr = json.dumps({"msg_id": uuid.uuid4().hex, "msg_type": "stream", "username": "u", "session": k.session.session,
                       "date": datetime.datetime.now(datetime.timezone.utc).isoformat(), "version": "5.3"}).encode()
-    parts = [hdr, json.dumps(k.get_parent()["header"]).encode(), b"{}",
+    parts = [hdr, json.dumps(k.get_parent()["header"], default=str).encode(), b"{}",
              json.dumps({"name": "stdout", "text": text + "\\n"}).encode()]
     sig = hmac.new(key, b"".join(parts), hashlib.sha256).hexdigest().encode() if key else b""
     k.iopub_socket.send_multipart([b"stream.stdout", b"<IDS|MSG>", sig] + parts)
-forged("FORGED-" + "WRONG-KEY " + S["github-pat"], b"not the session key")
-forged("FORGED-" + "UNSIGNED " + S["github-pat"], b"")
-k.iopub_socket.send_multipart([b"stream.stdout", b"no delimiter", b"FORGED-" + b"JUNK"])
+forged("FORG" + "ED-WRONG-KEY " + S["github-pat"], b"not the session key")
+forged("FORG" + "ED-UNSIGNED " + S["github-pat"], b"")
+k.iopub_socket.send_multipart([b"stream.stdout", b"no delimiter", b"FORG" + b"ED-JUNK"])
 print("sent")
 """
 

@@ -30,7 +30,7 @@ pub struct Kernel {
 impl Kernel {
     /// Starts `argv` with its output relayed through `guard`. The caller
     /// has blocked the signals it waits for; the child starts with none
-    /// blocked (std resets the mask).
+    /// blocked and SIGPIPE at its default, like a kernel started directly.
     pub fn spawn(argv: &[OsString], guard: &Guard) -> io::Result<Kernel> {
         let (program, args) = argv.split_first().ok_or_else(|| io::Error::other("no kernel command"))?;
         let proxy = std::process::id() as libc::pid_t;
@@ -44,6 +44,13 @@ impl Kernel {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                // A blocked SIGINT would never interrupt the kernel.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                if libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
                 if libc::setpgid(0, 0) != 0 {
                     return Err(io::Error::last_os_error());
                 }
