@@ -28,8 +28,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -41,6 +39,7 @@ import pytest
 import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from leakguard._walk import is_binary_mime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -120,12 +119,16 @@ def rendered(text):
 
 
 def strings(value, where="content"):
-    """Every string in a JSON-like value (keys too), with where it was."""
+    """Every string in a JSON-like value (keys too), with where it was.
+    Values of binary MIME types (base64 images, PDF) are skipped: leakguard
+    never changes them (tests check they pass byte-exact)."""
     if isinstance(value, str):
         yield where, value
     elif isinstance(value, dict):
         for k, v in value.items():
             if isinstance(k, str):
+                if is_binary_mime(k):
+                    continue
                 yield f"{where}.<key>", k
             yield from strings(v, f"{where}.{k}")
     elif isinstance(value, (list, tuple)):
@@ -220,12 +223,15 @@ class KernelDied(AssertionError):
 class Kernel:
     """One running kernel and its client, in a private directory."""
 
-    def __init__(self, line, layer, settings, root):
+    def __init__(self, line, layer, settings, root, python=None, ipython_dir=None, install=True):
         self.line = line
         self.layer = layer
         self.settings = dict(settings)
         self.dir = tempfile.mkdtemp(prefix=f"{line}-{layer.name}-", dir=root)
-        self.ipython_dir = os.path.join(self.dir, "ipython")
+        self.python = python or os.path.join(LINES[line], "bin", "python")
+        self.ipython_dir = ipython_dir or os.path.join(self.dir, "ipython")
+        # Whether the harness enables the extension (in IPYTHONDIR) for a layer that wants it.
+        self.install = install
         self.audit_log = os.path.join(self.dir, "audit.jsonl")
         self.log_path = os.path.join(self.dir, "kernel.log")
         self.all = []  # every message received, of any request
@@ -251,9 +257,8 @@ class Kernel:
         return env
 
     def _start(self):
-        python = os.path.join(LINES[self.line], "bin", "python")
-        assert os.path.exists(python), f"{python} missing: run tests/jupyter/setup.sh"
-        argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        assert os.path.exists(self.python), f"{self.python} missing: run tests/jupyter/setup.sh"
+        argv = [self.python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         if self.layer.wrap is not None:
             argv = self.layer.wrap(argv, self)
         kernels = os.path.join(self.dir, "jupyter", "kernels")
@@ -261,7 +266,7 @@ class Kernel:
         os.makedirs(spec)
         with open(os.path.join(spec, "kernel.json"), "w") as f:
             json.dump({"argv": argv, "display_name": f"leakguard {self.line}", "language": "python", "interrupt_mode": "signal"}, f)
-        if self.layer.extension:
+        if self.layer.extension and self.install:
             from leakguard import jupyter_cli
 
             jupyter_cli.install(os.path.join(self.ipython_dir, "profile_default"))
@@ -305,6 +310,12 @@ class Kernel:
         mid = getattr(self.kc, method)(*args, **kw)
         return self._collect(mid, timeout, [])
 
+    def control(self, msg_type, content, timeout=30):
+        """A request on the control channel (debug_request...)."""
+        msg = self.kc.session.msg(msg_type, content)
+        self.kc.control_channel.send(msg)
+        return self._collect(msg["header"]["msg_id"], timeout, [])
+
     def eval(self, expr):
         """The repr of a Python expression, through user_expressions."""
         r = self.execute("", user_expressions={"x": expr}, store_history=False)
@@ -315,7 +326,7 @@ class Kernel:
     def _collect(self, mid, timeout, answers):
         run = Run(mid)
         idle = False
-        channels = [self.kc.iopub_channel, self.kc.shell_channel, self.kc.stdin_channel]
+        channels = [self.kc.iopub_channel, self.kc.shell_channel, self.kc.stdin_channel, self.kc.control_channel]
         poller = zmq.Poller()
         for ch in channels:
             poller.register(ch.socket, zmq.POLLIN)
@@ -339,7 +350,7 @@ class Kernel:
                     run.stdin.append(msg)
                     if kind == "input_request":
                         self.kc.input(answers.pop(0) if answers else "")
-                elif ch is self.kc.shell_channel:
+                elif ch in (self.kc.shell_channel, self.kc.control_channel):
                     run.reply = msg
                 else:
                     run.iopub.append(msg)
@@ -410,14 +421,17 @@ class Kernels:
         self.root = root
         self.kernels = {}
 
-    def get(self, line, layer=EXTENSION, fresh=False, **settings):
-        key = (line, layer.name, tuple(sorted(settings.items())))
+    def get(self, line, layer=EXTENSION, fresh=False, tag=None, options=None, **settings):
+        """``settings``: environment of the kernel (leakguard settings...);
+        ``tag``: keeps a kernel apart from others of the same settings;
+        ``options``: more arguments of :class:`Kernel` (python, ipython_dir, install)."""
+        key = (line, layer.name, tag, tuple(sorted(settings.items())), tuple(sorted((options or {}).items())))
         k = self.kernels.get(key)
         if k is not None and (fresh or not k.alive()):
             k.shutdown()
             k = None
         if k is None:
-            k = self.kernels[key] = Kernel(line, layer, settings, self.root)
+            k = self.kernels[key] = Kernel(line, layer, settings, self.root, **(options or {}))
         return k
 
     def shutdown(self):

@@ -73,6 +73,13 @@ impl Guard {
         Guard { reloader, auditor, context }
     }
 
+    /// This guard for the text of one request: its events name `parent`.
+    pub fn for_parent(&self, parent: Option<String>) -> Guard {
+        let mut g = self.clone();
+        g.context.origin.parent = parent;
+        g
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.reloader.current()
     }
@@ -120,7 +127,7 @@ impl Guard {
         let threshold = s.sample_threshold.value as usize;
         let window = (s.sample_window.value as usize).max(1).min(threshold / 2);
         let sampled = text.len() > threshold;
-        let findings: Vec<Finding> = if sampled {
+        let mut findings: Vec<Finding> = if sampled {
             // The head and the tail, each scanned on its own.
             let tail_at = floor_char(text, text.len() - window);
             let head = &text[..ceil_char(text, window)];
@@ -136,6 +143,10 @@ impl Guard {
         } else {
             engine.find(text)
         };
+        if !sampled {
+            let cut = crate::cuts::across_cuts(engine, text, &findings);
+            findings.extend(cut);
+        }
         if findings.is_empty() {
             return clean(sampled);
         }

@@ -147,10 +147,18 @@ impl Guard {
     }
 
     /// Checks a whole text: returns (verdict, text to show, findings).
-    /// `verdict` is "clean", "logged", "masked" or "blocked".
-    #[pyo3(signature = (text, input=false))]
-    fn check(&self, py: Python<'_>, text: &str, input: bool) -> (&'static str, String, Vec<Finding>) {
-        let guard = &self.inner;
+    /// `verdict` is "clean", "logged", "masked" or "blocked"; audit events
+    /// name `parent` (the Jupyter request the text belongs to).
+    #[pyo3(signature = (text, input=false, parent=None))]
+    fn check(
+        &self,
+        py: Python<'_>,
+        text: &str,
+        input: bool,
+        parent: Option<String>,
+    ) -> (&'static str, String, Vec<Finding>) {
+        let scoped = parent.map(|p| self.inner.for_parent(Some(p)));
+        let guard = scoped.as_ref().unwrap_or(&self.inner);
         py.allow_threads(|| {
             let o = guard.check(text.as_bytes(), input);
             let output = match o.output {
@@ -204,11 +212,12 @@ impl Guard {
         })
     }
 
-    /// A stream for text that arrives in pieces (stream outputs, terminals).
-    #[pyo3(signature = (input=false, line=true))]
-    fn stream(&self, input: bool, line: bool) -> Stream {
+    /// A stream for text that arrives in pieces (stream outputs, terminals);
+    /// its audit events name `parent`.
+    #[pyo3(signature = (input=false, line=true, parent=None))]
+    fn stream(&self, input: bool, line: bool, parent: Option<String>) -> Stream {
         let hold = if line { Hold::Line } else { Hold::Token };
-        Stream { inner: Mutex::new(self.inner.stream(hold, input)) }
+        Stream { inner: Mutex::new(self.inner.for_parent(parent).stream(hold, input)) }
     }
 
     /// Whether the notebook path is under an allowlisted path (a hint, not an authorisation).

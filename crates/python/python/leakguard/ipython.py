@@ -153,7 +153,6 @@ class Filter:
         self.guard = guard
         self.emit = emit
         self.on_block = on_block
-        self.walker = _walk.Walker(self._check)
         self._lock = threading.RLock()
         self._carries = collections.OrderedDict()  # (parent_id, name) -> _Carry
         self._by_parent = {}  # parent_id -> {name: _Carry}
@@ -165,10 +164,11 @@ class Filter:
         self._stopped = False
 
     # ----------------------------------------------------------------- scanning
-    def _check(self, text, input=False):
-        return self.guard.check(text, input=input)
+    def _walker(self, pid):
+        guard = self.guard
+        return _walk.Walker(lambda text, input=False: guard.check(text, input=input, parent=pid))
 
-    def check_input(self, code):
+    def check_input(self, code, pid=None):
         """``Guard.check(code, input=True)``, once per cell: the execute_input
         broadcast and ``do_execute`` share the result (one audit event)."""
         with self._lock:
@@ -176,7 +176,7 @@ class Filter:
         if hit is not None:
             return hit
         # With SCAN_INPUT off the execute_input echo is still masked, as output.
-        hit = self.guard.check(code, input=self.guard.scan_input)
+        hit = self.guard.check(code, input=self.guard.scan_input, parent=pid)
         with self._lock:
             self._inputs[code] = hit
             while len(self._inputs) > 16:
@@ -244,22 +244,20 @@ class Filter:
                 return msg
             res = _walk.Result()
             data = content.get("data")
-            new = self.walker.value(data, res)
+            new = self._walker(pid).value(data, res)
             return msg if new is data else _with(msg, content=dict(content, data=new))
         res = _walk.Result()
         if mtype == "execute_input":
             code = content.get("code")
             if not isinstance(code, str) or len(code) < _walk.MIN_LEN:
                 return msg
-            verdict, out, findings = self.check_input(code)
+            verdict, out, findings = self.check_input(code, pid)
             res.add(verdict, findings)
             new = content if verdict in ("clean", "logged") else dict(content, code=out)
-        elif mtype == "history_reply":
-            new = self.walker.value(content, res, input=True)
         else:
-            new = self.walker.value(content, res)
+            new = self._walker(pid).value(content, res, input=mtype == "history_reply")
         md = msg.get("metadata")
-        new_md = self.walker.value(md, res) if md else md
+        new_md = self._walker(pid).value(md, res) if md else md
         if res.verdict == "blocked" and mtype in _OUTPUTS:
             return self._block(msg, pid, res.rules, mtype)
         if new is content and new_md is md:
@@ -318,7 +316,7 @@ class Filter:
                 out += o2
                 verdict = _worse(verdict, v2)
             if verdict == "blocked":
-                c.stream = self.guard.stream()
+                c.stream = self.guard.stream(parent=pid)
                 c.first = None
             elif c.stream.held:
                 now = time.monotonic()
@@ -337,7 +335,7 @@ class Filter:
         return _with(msg, content=dict(content, text=out))
 
     def _new_carry(self, key, parent, ident, name):
-        c = _Carry(key, self.guard.stream(), parent, ident, name)
+        c = _Carry(key, self.guard.stream(parent=key[0] or None), parent, ident, name)
         self._carries[key] = c
         self._by_parent.setdefault(key[0], {})[name] = c
         if len(self._carries) > MAX_CARRIES:
@@ -383,7 +381,7 @@ class Filter:
         verdict, out = result
         pid = c.key[0] or None
         if verdict == "blocked":
-            c.stream = self.guard.stream()
+            c.stream = self.guard.stream(parent=pid)
             first = self._mark_blocked(pid)
             if first:
                 self.emit("error", _error_content(_blocked_text([])), c.parent, c.ident)
@@ -535,6 +533,7 @@ class _Extension:
             self.filter = Filter(self.guard, self._emit, self._on_block)
             self._wrap_serialize(self.kernel.session)
             self._wrap_do_execute(self.kernel)
+            self._show_blocked_briefly()
         hm = getattr(self.ip, "history_manager", None)
         if hm is not None:
             self._wrap_store_inputs(hm)
@@ -578,6 +577,27 @@ class _Extension:
 
         serialize.__wrapped__ = orig
         self._set(session, "serialize", serialize)
+
+    def _show_blocked_briefly(self):
+        """SecretBlocked is raised deep inside ipykernel's display code: show
+        it as one line naming the rule, not a traceback through ipykernel,
+        jupyter_client and leakguard (IPython's custom exception handler; one
+        the user set already keeps handling its own exceptions)."""
+        ip = self.ip
+        prev_types = tuple(getattr(ip, "custom_exceptions", ()) or ())
+        prev_handler = getattr(ip, "CustomTB", None)
+
+        def handler(shell, etype, evalue, tb, tb_offset=None):
+            if not issubclass(etype, SecretBlocked):
+                return prev_handler(etype, evalue, tb, tb_offset=tb_offset)
+            stb = _error_content(str(evalue))["traceback"]
+            shell._showtraceback(etype, evalue, stb)
+            return stb
+
+        prev_instance = {k: ip.__dict__.get(k, _MISSING) for k in ("CustomTB", "custom_exceptions")}
+        ip.set_custom_exc(prev_types + (SecretBlocked,), handler)
+        for k, v in prev_instance.items():
+            self.restore.append((ip, k, v))
 
     def _emit(self, msg_type, content, parent_header, ident):
         """Sends an already-filtered iopub message through the IOPub thread's
@@ -642,7 +662,7 @@ class _Extension:
         try:
             if not isinstance(code, str) or len(code) < _walk.MIN_LEN or not self.guard.scan_input:
                 return None
-            verdict, out, findings = self.filter.check_input(code)
+            verdict, out, findings = self.filter.check_input(code, pid)
             if verdict == "clean":
                 self.current_input[tid] = (code, code)
                 return None
