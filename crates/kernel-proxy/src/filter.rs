@@ -211,6 +211,11 @@ impl Shared {
         Shared { guard, signer, ids: Ids::new(), memo: InputMemo::default(), execution_count: AtomicU64::new(0) }
     }
 
+    /// The guard whose audit events name the request (parent message id).
+    fn for_request(&self, id: Option<String>) -> Guard {
+        self.guard.for_parent(id.filter(|id| !id.is_empty()))
+    }
+
     /// Records a dropped message: why, never what it held.
     pub fn reject(&self, channel: &str, why: &WireError) {
         self.guard.record(EventKind::MessageRejected, |e| {
@@ -233,7 +238,7 @@ impl Shared {
         let md_raw = m.metadata();
         let empty_md = md_raw == b"{}";
         let mut metadata = if empty_md { Value::Null } else { json_part(md_raw, "metadata")? };
-        let c = guarded::message(&self.guard, msg_type, &mut content, &mut metadata);
+        let c = guarded::message(&self.for_request(m.parent_id()?), msg_type, &mut content, &mut metadata);
         if c.changed {
             m.set_content(to_json(&content));
             if !empty_md {
@@ -277,7 +282,7 @@ impl Shared {
         if code.len() < content::MIN_LEN {
             return None;
         }
-        let o = self.guard.check(code.as_bytes(), true);
+        let o = self.for_request(Some(h.msg_id.clone())).check(code.as_bytes(), true);
         match o.verdict {
             Verdict::Clean | Verdict::Logged => None,
             Verdict::Masked => {
@@ -450,7 +455,7 @@ impl Iopub {
                     let mut oldest = self.carries.remove(0);
                     self.release(&mut oldest, false, out, fx);
                 }
-                let stream = self.shared.guard.stream(Hold::Line, false);
+                let stream = self.shared.for_request(Some(pid.clone())).stream(Hold::Line, false);
                 let now = Instant::now();
                 let template = m.clone();
                 self.carries.push(Carry {
@@ -478,7 +483,7 @@ impl Iopub {
             verdict = verdict.max(carry.stream.flush(&mut shown));
         }
         if verdict == Verdict::Blocked {
-            carry.stream = self.shared.guard.stream(Hold::Line, false);
+            carry.stream = self.shared.for_request(Some(pid.clone())).stream(Hold::Line, false);
             carry.first = None;
             let rules = self.rule_names(text.as_bytes());
             self.block(m, &pid, &rules, out, fx);
@@ -550,7 +555,7 @@ impl Iopub {
         let mut shown = Vec::new();
         let verdict = if idle { c.stream.flush_idle(&mut shown) } else { c.stream.flush(&mut shown) };
         if verdict == Verdict::Blocked {
-            c.stream = self.shared.guard.stream(Hold::Line, false);
+            c.stream = self.shared.for_request(Some(c.parent.clone())).stream(Hold::Line, false);
             self.block(c.template.clone(), &c.parent.clone(), &[], out, fx);
             return;
         }

@@ -120,6 +120,7 @@ fn secrets_are_masked_and_resigned() {
     let log = audit(dir.path());
     assert_eq!(log.matches("\"secret_detected\"").count(), 3, "{log}");
     assert!(log.contains("\"enforced\":true") && !log.contains(&s[4..]));
+    assert_eq!(log.matches("\"parent\":\"p1\"").count(), 3, "events name the request: {log}");
 }
 
 #[test]
