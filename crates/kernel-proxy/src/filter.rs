@@ -334,8 +334,8 @@ struct Carry {
     parent: String,
     name: String,
     stream: GuardedStream,
-    /// The last message of this stream: topic, header and parent for text
-    /// released later.
+    /// The last message of this stream without its text: topic, header and
+    /// parent for text released later.
     template: Message,
     /// Whether the template's id was already sent (then released text
     /// gets an id of its own).
@@ -457,7 +457,7 @@ impl Iopub {
                 }
                 let stream = self.shared.for_request(Some(pid.clone())).stream(Hold::Line, false);
                 let now = Instant::now();
-                let template = m.clone();
+                let template = m.with_content(Vec::new());
                 self.carries.push(Carry {
                     parent: pid.clone(),
                     name: name.to_string(),
@@ -497,17 +497,16 @@ impl Iopub {
             carry.first = None;
         }
         if held_before == 0 && carry.stream.held() == 0 && shown == text.as_bytes() {
-            carry.template = m.clone();
+            carry.template = m.with_content(Vec::new());
             carry.template_sent = true;
             out.push(m);
             return Ok(());
         }
-        carry.template = m;
+        carry.template = m.with_content(Vec::new());
         carry.template_sent = false;
         if !shown.is_empty() {
             let text = String::from_utf8_lossy(&shown);
-            let mut msg = carry.template.clone();
-            msg.set_content(to_json(&json!({"name": name, "text": text})));
+            let mut msg = carry.template.with_content(to_json(&json!({"name": name, "text": text})));
             msg.sign(&self.shared.signer);
             carry.template_sent = true;
             out.push(msg);
@@ -556,20 +555,20 @@ impl Iopub {
         let verdict = if idle { c.stream.flush_idle(&mut shown) } else { c.stream.flush(&mut shown) };
         if verdict == Verdict::Blocked {
             c.stream = self.shared.for_request(Some(c.parent.clone())).stream(Hold::Line, false);
-            self.block(c.template.clone(), &c.parent.clone(), &[], out, fx);
+            self.block(c.template.with_content(Vec::new()), &c.parent.clone(), &[], out, fx);
             return;
         }
         if shown.is_empty() || self.blocked.contains(&c.parent) {
             return;
         }
-        let mut msg = c.template.clone();
+        let mut msg =
+            c.template.with_content(to_json(&json!({"name": c.name, "text": String::from_utf8_lossy(&shown)})));
         if c.template_sent {
             msg.set_header(self.shared.ids.derive(msg.header_bytes(), "stream"));
         }
-        msg.set_content(to_json(&json!({"name": c.name, "text": String::from_utf8_lossy(&shown)})));
         msg.sign(&self.shared.signer);
         c.template_sent = true;
-        c.template = msg.clone();
+        c.template = msg.with_content(Vec::new());
         out.push(msg);
     }
 

@@ -143,6 +143,14 @@ impl Message {
         self.frames[i] = content;
     }
 
+    /// The same routing, header, parent and metadata with another content
+    /// and no buffers (not yet signed): a message derived from this one.
+    pub fn with_content(&self, content: Vec<u8>) -> Message {
+        let mut frames = self.frames[..self.delim + CONTENT].to_vec();
+        frames.push(content);
+        Message { frames, delim: self.delim }
+    }
+
     pub fn set_idents(&mut self, idents: Vec<Vec<u8>>) {
         let rest = self.frames.split_off(self.delim);
         self.frames = idents;
