@@ -259,10 +259,8 @@ pub fn walk_message(msg_type: &str, content: &mut Value, metadata: &mut Value, c
     match message_kind(msg_type) {
         MessageKind::Skip | MessageKind::Stream => return,
         MessageKind::Comm => {
-            if comm {
-                if let Some(d) = content.get_mut("data") {
-                    walk_value(d, Role::Output, v);
-                }
+            if let Some(d) = content.get_mut("data").filter(|_| comm) {
+                walk_value(d, Role::Output, v);
             }
             return;
         }

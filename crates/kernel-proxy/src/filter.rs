@@ -67,10 +67,10 @@ impl Recent {
         }
         self.set.insert(k.to_string());
         self.order.push_back(k.to_string());
-        if self.order.len() > MAX_REMEMBERED {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() > MAX_REMEMBERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         true
     }
@@ -112,10 +112,11 @@ impl Ids {
 
     /// Remembers the kernel's session and user name from one of its headers.
     pub fn learn(&self, h: &Header) {
-        if let Ok(mut k) = self.kernel.lock() {
-            if k.0.is_empty() && !h.session.is_empty() {
-                *k = (h.session.clone(), h.username.clone());
-            }
+        if let Ok(mut k) = self.kernel.lock()
+            && k.0.is_empty()
+            && !h.session.is_empty()
+        {
+            *k = (h.session.clone(), h.username.clone());
         }
     }
 
@@ -258,10 +259,10 @@ impl Shared {
             return Ok((m, h));
         }
         self.walk(&mut m, &h.msg_type)?;
-        if h.msg_type == "execute_reply" {
-            if let Some(n) = json_part(m.content(), "content")?.get("execution_count").and_then(Value::as_u64) {
-                self.execution_count.store(n, Ordering::Relaxed);
-            }
+        if h.msg_type == "execute_reply"
+            && let Some(n) = json_part(m.content(), "content")?.get("execution_count").and_then(Value::as_u64)
+        {
+            self.execution_count.store(n, Ordering::Relaxed);
         }
         Ok((m, h))
     }
@@ -430,7 +431,8 @@ impl Iopub {
             _ => {
                 let w = self.shared.walk(&mut m, &h.msg_type)?;
                 if w.verdict == Verdict::Blocked && kind == MessageKind::Output {
-                    return Ok(self.block(m, &pid, &w.rules, out, fx));
+                    self.block(m, &pid, &w.rules, out, fx);
+                    return Ok(());
                 }
             }
         }
@@ -605,10 +607,10 @@ impl Iopub {
         let mut fx = Effects::default();
         let mut carries = std::mem::take(&mut self.carries);
         for c in carries.iter_mut() {
-            if let Some(first) = c.first {
-                if (c.last + FLUSH_IDLE).min(first + FLUSH_MAX_AGE) <= now {
-                    self.release(c, true, out, &mut fx);
-                }
+            if let Some(first) = c.first
+                && (c.last + FLUSH_IDLE).min(first + FLUSH_MAX_AGE) <= now
+            {
+                self.release(c, true, out, &mut fx);
             }
         }
         self.carries = carries;

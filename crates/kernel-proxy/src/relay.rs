@@ -226,7 +226,7 @@ impl Router {
             if from_client {
                 for _ in 0..BATCH {
                     let Some(frames) = recv(&self.outer)? else { break };
-                    self.from_client(frames)?;
+                    self.client_message(frames)?;
                 }
             }
             if from_kernel || stop.load(Ordering::SeqCst) {
@@ -236,7 +236,7 @@ impl Router {
                         break;
                     }
                     let Some(frames) = recv(&self.inner)? else { break };
-                    self.from_kernel(frames)?;
+                    self.kernel_message(frames)?;
                 }
                 if all {
                     return Ok(());
@@ -245,21 +245,21 @@ impl Router {
         }
     }
 
-    fn from_client(&self, frames: Vec<Vec<u8>>) -> zmq::Result<()> {
-        if self.ch == Channel::Shell {
-            if let Some(refusal) = self.shared.request(&frames) {
-                for m in refusal.iopub {
-                    let mut cmd = vec![PUBLISH.to_vec()];
-                    cmd.extend(m.into_frames());
-                    self.push.send_multipart(cmd, 0)?;
-                }
-                return self.outer.send_multipart(refusal.shell.into_frames(), 0);
+    fn client_message(&self, frames: Vec<Vec<u8>>) -> zmq::Result<()> {
+        if self.ch == Channel::Shell
+            && let Some(refusal) = self.shared.request(&frames)
+        {
+            for m in refusal.iopub {
+                let mut cmd = vec![PUBLISH.to_vec()];
+                cmd.extend(m.into_frames());
+                self.push.send_multipart(cmd, 0)?;
             }
+            return self.outer.send_multipart(refusal.shell.into_frames(), 0);
         }
         self.inner.send_multipart(frames, 0)
     }
 
-    fn from_kernel(&self, frames: Vec<Vec<u8>>) -> zmq::Result<()> {
+    fn kernel_message(&self, frames: Vec<Vec<u8>>) -> zmq::Result<()> {
         match self.shared.reply(frames) {
             Ok((m, h)) => {
                 if h.msg_type == "input_request" {
@@ -385,10 +385,10 @@ impl IopubRelay {
             if let Ok(m) = Message::parse(frames) {
                 self.filter.publish(m, out, &mut fx);
             }
-        } else if verb == FLUSH {
-            if let Some(pid) = frames.first() {
-                self.filter.flush_request(&String::from_utf8_lossy(pid), out, &mut fx);
-            }
+        } else if verb == FLUSH
+            && let Some(pid) = frames.first()
+        {
+            self.filter.flush_request(&String::from_utf8_lossy(pid), out, &mut fx);
         }
         self.send(out)?;
         if fx.interrupt {

@@ -9,6 +9,7 @@
 //! it came, so it passes byte for byte.
 
 use hmac::{Hmac, Mac};
+use leakguard_policy::audit::{from_hex, to_hex};
 use serde::Deserialize;
 use sha2::Sha256;
 
@@ -208,30 +209,15 @@ impl Signer {
 
     /// The hex signature of the four JSON frames (empty without a key).
     pub fn sign(&self, parts: [&[u8]; 4]) -> Vec<u8> {
-        self.digest(parts).map(|m| hex(&m.finalize().into_bytes())).unwrap_or_default()
+        self.digest(parts).map(|m| to_hex(&m.finalize().into_bytes()).into_bytes()).unwrap_or_default()
     }
 
     /// Checks a signature in constant time.
     pub fn verify(&self, signature: &[u8], parts: [&[u8]; 4]) -> Result<(), WireError> {
         let Some(m) = self.digest(parts) else { return Ok(()) };
-        let raw = unhex(signature).ok_or(WireError::BadSignature)?;
+        let raw = std::str::from_utf8(signature).ok().and_then(from_hex).ok_or(WireError::BadSignature)?;
         m.verify_slice(&raw).map_err(|_| WireError::BadSignature)
     }
-}
-
-fn hex(bytes: &[u8]) -> Vec<u8> {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes.iter().flat_map(|b| [DIGITS[(b >> 4) as usize], DIGITS[(b & 15) as usize]]).collect()
-}
-
-fn unhex(s: &[u8]) -> Option<Vec<u8>> {
-    fn nibble(c: u8) -> Option<u8> {
-        (c as char).to_digit(16).map(|d| d as u8)
-    }
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    s.chunks(2).map(|p| Some(nibble(p[0])? << 4 | nibble(p[1])?)).collect()
 }
 
 #[cfg(test)]
