@@ -13,6 +13,7 @@ target/jupyter/lab.png.
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import urllib.request
 
@@ -48,7 +49,9 @@ class Lab:
 
 @pytest.fixture(params=["extension", "enforced"])
 def lab(tmp_path, request):
-    support.require("/usr/bin/chromium", "node")
+    missing = [t for t in ("/usr/bin/chromium", "node") if not shutil.which(t)]
+    if missing:
+        pytest.fail(f"{missing} missing: tests/jupyter/setup.sh installs them")
     port = support.free_port()
     token = secrets.token_hex(16)
     root = tmp_path / "root"
@@ -60,18 +63,16 @@ def lab(tmp_path, request):
     if request.param == "extension":
         jupyter_cli.install(str(ipydir / "profile_default"))
     else:
-        from proxy_layer import binary
-
         spec = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python 3",
                 "language": "python", "metadata": {"supported_encryption": ["curve"]}}
         kernels.mkdir(parents=True)
-        (kernels / "kernel.json").write_text(json.dumps(jupyter_cli.enforced_spec(spec, binary())))
+        (kernels / "kernel.json").write_text(json.dumps(jupyter_cli.enforced_spec(spec, support.binary())))
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     # No "Jupyter news" question in the screenshot.
     (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     env = support.isolated_env(str(tmp_path))
-    for k in ("PYTEST_CURRENT_TEST", "ALLOWLIST_PATHS", "JPY_SESSION_NAME"):
+    for k in ("PYTEST_CURRENT_TEST", "JPY_SESSION_NAME"):
         env.pop(k, None)
     env.update(
         IPYTHONDIR=str(ipydir),

@@ -288,10 +288,6 @@ def test_private_key_line_by_line(k):
         "    print(line, flush=True); time.sleep(0.02)"
     )
     assert r.status == "ok", r
-    # The kernel sends a message per line; the kernel proxy releases a held
-    # key block as one message.
-    assert len(r.of_type("stream")) > 1 or k.layer.wrap is not None
-    assert "[REDACTED]" in r.stream()
     assert_hidden(r)
 
 

@@ -21,7 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 
 import tokens
 from conftest import EXTENSION, LINES, assert_hidden, leaks, load_secrets, support
-from proxy_layer import PROXY, PROXY_AND_EXTENSION, binary
+from proxy_layer import PROXY, PROXY_AND_EXTENSION
 
 GH = tokens.BY_NAME["github-pat"]
 
@@ -339,10 +339,10 @@ def test_install_enforce_status_and_uninstall(line, tmp_path):
                LEAKGUARD_AUDIT_LOG=str(tmp_path / "audit.jsonl"), ALLOWLIST_PATHS="[]")
     env.pop("JUPYTER_PLATFORM_DIRS", None)
 
-    r = _cli(python, "install", "--enforce", "--kernel", "py", "--leakguard", binary(), env=env)
+    r = _cli(python, "install", "--enforce", "--kernel", "py", "--leakguard", support.binary(), env=env)
     assert r.returncode == 0, r.stderr
     spec = json.loads((spec_dir / "kernel.json").read_text())
-    assert spec["argv"][:4] == [binary(), "kernel-proxy", "--connection-file", "{connection_file}"]
+    assert spec["argv"][:4] == [support.binary(), "kernel-proxy", "--connection-file", "{connection_file}"]
     inner = spec["argv"][spec["argv"].index("--") + 1 :]
     assert inner == [python, "-m", "ipykernel_launcher", "-f", "{inner_connection_file}"], "bare python replaced"
     assert "supported_encryption" not in spec["metadata"] and spec["metadata"]["debugger"] is True
@@ -371,7 +371,7 @@ def test_install_enforce_status_and_uninstall(line, tmp_path):
     assert (spec_dir / "kernel.json").read_text() == original
     assert not (spec_dir / "kernel.json.leakguard-orig").exists()
 
-    r = _cli(python, "install", "--enforce", "--copy", "--kernel", "py", "--leakguard", binary(), env=env)
+    r = _cli(python, "install", "--enforce", "--copy", "--kernel", "py", "--leakguard", support.binary(), env=env)
     assert r.returncode == 0, r.stderr
     copy = tmp_path / "data" / "kernels" / "py-leakguard"
     assert json.loads((copy / "kernel.json").read_text())["display_name"] == "Py (leakguard)"
