@@ -282,6 +282,20 @@ def test_interrupt(kernels, line):
     assert k.execute("print(1 + 1)").stream() == "2\n"
 
 
+def test_heartbeat_follows_the_kernel(kernels, line):
+    """Heartbeats go through to the kernel: a stopped kernel stops beating."""
+    k = kernels.get(line, PROXY, fresh=True, TEST_PURPOSE="heartbeat")
+    _, kernel = pids(k)
+    hb = k.kc.hb_channel
+    support.wait_for("heartbeats", hb.is_beating, timeout=10)
+    os.kill(kernel, signal.SIGSTOP)
+    try:
+        support.wait_for("missed heartbeats", lambda: not hb.is_beating(), timeout=15)
+    finally:
+        os.kill(kernel, signal.SIGCONT)
+    support.wait_for("heartbeats again", hb.is_beating, timeout=15)
+
+
 def test_restart_and_shutdown(kernels, line):
     k = kernels.get(line, PROXY, fresh=True, TEST_PURPOSE="restart")
     proxy, kernel = pids(k)
