@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in fail2ban rsyslog openssh-server openssh-client tmux; do
+  # g++: libzmq (the kernel proxy's ZeroMQ) is built from source by the zmq crate.
+  for pkg in fail2ban rsyslog openssh-server openssh-client tmux g++; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

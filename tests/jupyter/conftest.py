@@ -469,3 +469,8 @@ def load_secrets(kernel, secrets_file):
     """Defines ``S`` (name -> text) in the kernel from the secrets file."""
     r = kernel.execute(f"import json as _json; S = _json.load(open({secrets_file!r}))", store_history=False)
     assert r.status == "ok", r
+
+
+# Layers defined beside their own tests register themselves here, before
+# the test modules are collected.
+import proxy_layer  # noqa: E402,F401  (the kernel proxy: test_proxy.py)

@@ -2,9 +2,11 @@
 that prints secrets; what the page shows, what reaches it over the
 websocket and the saved .ipynb hold [REDACTED] and no piece of a secret.
 
-The kernel loads the extension (installed in the server's IPYTHONDIR, as
-`jupyter leakguard install` does) and the server masks cell sources on
-save (`leakguard.server.pre_save`). The screenshot is kept in
+Run twice: the kernel loads the extension (installed in the server's
+IPYTHONDIR, as `jupyter leakguard install` does), or the extension is off
+and the kernelspec runs the kernel behind `leakguard kernel-proxy` (as
+`jupyter leakguard install --enforce` writes it). The server masks cell
+sources on save (`leakguard.server.pre_save`). The screenshot is kept in
 target/jupyter/lab.png.
 """
 
@@ -45,8 +47,8 @@ class Lab:
             return f.read()[-4000:]
 
 
-@pytest.fixture
-def lab(tmp_path):
+@pytest.fixture(params=["extension", "enforced"])
+def lab(tmp_path, request):
     missing = [t for t in ("/usr/bin/chromium", "node") if not shutil.which(t)]
     if missing:
         pytest.fail(f"{missing} missing: tests/jupyter/setup.sh installs them")
@@ -57,7 +59,14 @@ def lab(tmp_path):
     ipydir = tmp_path / "ipython"
     from leakguard import jupyter_cli
 
-    jupyter_cli.install(str(ipydir / "profile_default"))
+    kernels = tmp_path / "jupyter-path" / "kernels" / "python3"
+    if request.param == "extension":
+        jupyter_cli.install(str(ipydir / "profile_default"))
+    else:
+        spec = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "display_name": "Python 3",
+                "language": "python", "metadata": {"supported_encryption": ["curve"]}}
+        kernels.mkdir(parents=True)
+        (kernels / "kernel.json").write_text(json.dumps(jupyter_cli.enforced_spec(spec, support.binary())))
     settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     # No "Jupyter news" question in the screenshot.
@@ -68,6 +77,7 @@ def lab(tmp_path):
     env.update(
         IPYTHONDIR=str(ipydir),
         JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        JUPYTER_PATH=str(tmp_path / "jupyter-path"),
         JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
         JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
         JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "lab-workspaces"),
@@ -86,6 +96,7 @@ def lab(tmp_path):
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=str(root), start_new_session=True,
         )  # fmt: skip
     lab = Lab(f"http://127.0.0.1:{port}", token, root, proc, log)
+    lab.mode = request.param
     try:
 
         def up():
@@ -161,3 +172,6 @@ def test_jupyterlab_shows_and_saves_no_secret(lab, secrets_file):
     assert any("[REDACTED]" in json.dumps(c["outputs"]) for c in saved["cells"])
     with open(SCREENSHOT, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    if lab.mode == "enforced":
+        audit = (lab.root.parent / "audit.jsonl").read_text()
+        assert '"enforced":true' in audit and '"secret_detected"' in audit, "the proxy masked the outputs"

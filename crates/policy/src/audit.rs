@@ -45,6 +45,9 @@ pub enum EventKind {
     FileTransfer,
     AlertFailed,
     InternalError,
+    /// A message that failed its signature check or could not be parsed,
+    /// dropped by an enforcing channel (a sign of tampering).
+    MessageRejected,
 }
 
 impl EventKind {
@@ -60,6 +63,7 @@ impl EventKind {
             EventKind::FileTransfer => "file_transfer",
             EventKind::AlertFailed => "alert_failed",
             EventKind::InternalError => "internal_error",
+            EventKind::MessageRejected => "message_rejected",
         }
     }
 }
@@ -341,7 +345,7 @@ pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }

@@ -209,6 +209,49 @@ impl Guard {
         Ok((verdict, output, found))
     }
 
+    /// Checks a kernel message's content (and metadata), given as JSON text,
+    /// with the walk the kernel proxy uses: returns (verdict, new content
+    /// JSON or None when unchanged, new metadata JSON or None, rule ids).
+    /// `stream` text is not walked (it needs a carry: use `stream()`).
+    #[pyo3(signature = (msg_type, content, metadata=None))]
+    #[allow(clippy::type_complexity)]
+    fn check_message(
+        &self,
+        py: Python<'_>,
+        msg_type: &str,
+        content: &str,
+        metadata: Option<&str>,
+    ) -> PyResult<(&'static str, Option<String>, Option<String>, Vec<String>)> {
+        let guard = &self.inner;
+        py.allow_threads(|| {
+            let parse = |s: &str, what: &str| {
+                serde_json::from_str::<serde_json::Value>(s)
+                    .map_err(|e| PyValueError::new_err(format!("the message {what} is not JSON: {e}")))
+            };
+            let mut c = parse(content, "content")?;
+            let mut m = metadata.map(|m| parse(m, "metadata")).transpose()?.unwrap_or(serde_json::Value::Null);
+            let checked = leakguard_jupyter::guarded::message(guard, msg_type, &mut c, &mut m);
+            let (c, m) =
+                if checked.changed { (Some(c.to_string()), metadata.map(|_| m.to_string())) } else { (None, None) };
+            Ok((verdict_name(checked.verdict), c, m, checked.rules))
+        })
+    }
+
+    /// Checks a notebook (nbformat 4 JSON text) as the CLI scanner walks it:
+    /// returns (verdict, new notebook JSON or None when unchanged, rule ids).
+    /// Cell sources count as user input.
+    fn check_notebook(&self, py: Python<'_>, notebook: &str) -> PyResult<(&'static str, Option<String>, Vec<String>)> {
+        let guard = &self.inner;
+        py.allow_threads(|| {
+            let mut nb: serde_json::Value = serde_json::from_str(notebook)
+                .map_err(|e| PyValueError::new_err(format!("the notebook is not JSON: {e}")))?;
+            let checked = leakguard_jupyter::guarded::notebook(guard, &mut nb)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let out = checked.changed.then(|| nb.to_string());
+            Ok((verdict_name(checked.verdict), out, checked.rules))
+        })
+    }
+
     /// A stream for text that arrives in pieces (stream outputs, terminals);
     /// its audit events name `parent`.
     #[pyo3(signature = (input=false, line=true, parent=None))]
