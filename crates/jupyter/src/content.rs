@@ -14,9 +14,14 @@
 //! * object keys are visited too (a dict keyed by a secret), except the
 //!   names of the protocol and of nbformat, which carry no user data.
 //!
-//! Visitors change strings in place; everything else is left as it was.
+//! The walk runs over any [`Node`]: serde_json's [`Value`], changed in
+//! place (the proxy, notebooks), or a message's Python objects, copied on
+//! write (the IPython extension, through the native module). Visitors
+//! return new text for a string; everything else is left as it was.
 
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde_json::Value;
 
 use crate::mime::{self, MimeKind};
 
@@ -32,14 +37,57 @@ pub enum Role {
     Input,
 }
 
-/// Receives each string worth checking, and may change it.
+/// Receives each string worth checking; returns its new text to change it.
 pub trait Visitor {
-    fn text(&mut self, text: &mut String, role: Role);
+    fn text(&mut self, text: &str, role: Role) -> Option<String>;
 }
 
-impl<F: FnMut(&mut String, Role)> Visitor for F {
-    fn text(&mut self, text: &mut String, role: Role) {
+impl<F: FnMut(&str, Role) -> Option<String>> Visitor for F {
+    fn text(&mut self, text: &str, role: Role) -> Option<String> {
         self(text, role)
+    }
+}
+
+/// A JSON value as the walk sees it. Containers hand out their children
+/// one at a time, so a copy-on-write form can rebuild only what changed.
+pub trait Node {
+    /// The text of a string; `None` for anything else.
+    fn text(&self) -> Option<Cow<'_, str>>;
+    /// Replaces the text of a string.
+    fn set_text(&mut self, text: String);
+    /// Calls `f` on each item of an array (on nothing for anything else).
+    fn items(&mut self, f: &mut dyn FnMut(&mut Self));
+    /// Calls `f` on each entry of an object, with its key (keys that are not
+    /// strings as ""), on nothing for anything else. A key `f` returns
+    /// replaces the entry's key, in the same place.
+    fn entries(&mut self, f: &mut dyn FnMut(&str, &mut Self) -> Option<String>);
+}
+
+impl Node for Value {
+    fn text(&self) -> Option<Cow<'_, str>> {
+        self.as_str().map(Cow::Borrowed)
+    }
+
+    fn set_text(&mut self, text: String) {
+        *self = Value::String(text);
+    }
+
+    fn items(&mut self, f: &mut dyn FnMut(&mut Self)) {
+        if let Value::Array(a) = self {
+            a.iter_mut().for_each(f);
+        }
+    }
+
+    fn entries(&mut self, f: &mut dyn FnMut(&str, &mut Self) -> Option<String>) {
+        let Value::Object(o) = self else { return };
+        let new_keys: Vec<Option<String>> = o.iter_mut().map(|(k, x)| f(k, x)).collect();
+        if new_keys.iter().any(Option::is_some) {
+            // Rebuilt to keep the order of the keys.
+            let old = std::mem::take(o);
+            for ((k, x), nk) in old.into_iter().zip(new_keys) {
+                o.insert(nk.unwrap_or(k), x);
+            }
+        }
     }
 }
 
@@ -104,64 +152,66 @@ fn looks_mime(k: &str) -> bool {
     k.contains('/') && !k.contains(' ') && k.len() < 128
 }
 
-fn visit(s: &mut String, role: Role, v: &mut dyn Visitor) {
-    if s.len() >= MIN_LEN {
-        v.text(s, role);
+/// Visits a string node; false when it is not a string.
+fn visit<N: Node>(n: &mut N, role: Role, v: &mut dyn Visitor) -> bool {
+    let new = match n.text() {
+        None => return false,
+        Some(s) if s.len() < MIN_LEN => None,
+        Some(s) => v.text(&s, role),
+    };
+    if let Some(new) = new {
+        n.set_text(new);
     }
+    true
+}
+
+/// Whether an object's entry is skipped by the walk: a binary MIME type.
+pub fn is_binary_key(k: &str) -> bool {
+    looks_mime(k) && mime::kind(k) == MimeKind::Binary
 }
 
 /// Visits every string of a JSON value; values under binary MIME keys are
 /// skipped, keys that are not protocol names are visited too.
-pub fn walk_value(value: &mut Value, role: Role, v: &mut dyn Visitor) {
-    match value {
-        Value::String(s) => visit(s, role, v),
-        Value::Array(a) => a.iter_mut().for_each(|x| walk_value(x, role, v)),
-        Value::Object(o) => walk_object(o, role, v),
-        _ => {}
+pub fn walk_value<N: Node>(n: &mut N, role: Role, v: &mut dyn Visitor) {
+    if visit(n, role, v) {
+        return;
     }
-}
-
-fn walk_object(o: &mut Map<String, Value>, role: Role, v: &mut dyn Visitor) {
-    let mut renamed = false;
-    let mut new_keys = Vec::new();
-    for (k, x) in o.iter_mut() {
-        if looks_mime(k) && mime::kind(k) == MimeKind::Binary {
-            new_keys.push(None);
-            continue;
+    n.items(&mut |x| walk_value(x, role, v));
+    n.entries(&mut |k, x| {
+        if is_binary_key(k) {
+            return None;
         }
         walk_value(x, role, v);
         if is_protocol_key(k) || k.len() < MIN_LEN {
-            new_keys.push(None);
-            continue;
+            return None;
         }
-        let mut nk = k.clone();
-        v.text(&mut nk, role);
-        renamed |= nk != *k;
-        new_keys.push(Some(nk).filter(|nk| nk != k));
-    }
-    if renamed {
-        // Rebuilt to keep the order of the keys.
-        let old = std::mem::take(o);
-        for ((k, x), nk) in old.into_iter().zip(new_keys) {
-            o.insert(nk.unwrap_or(k), x);
+        v.text(k, role).filter(|nk| nk != k)
+    });
+}
+
+/// Calls `f` on the entry `key` of an object.
+fn entry<N: Node>(n: &mut N, key: &str, mut f: impl FnMut(&mut N)) {
+    n.entries(&mut |k, x| {
+        if k == key {
+            f(x);
         }
-    }
+        None
+    });
 }
 
 /// Visits a notebook "multiline string": a string, or a list of lines
 /// joined into one text (and stored back as lines when changed).
 pub fn walk_lines(value: &mut Value, role: Role, v: &mut dyn Visitor) {
-    match value {
-        Value::String(s) => visit(s, role, v),
-        Value::Array(a) if a.iter().all(Value::is_string) => {
-            let joined: String = a.iter().filter_map(Value::as_str).collect();
-            let mut text = joined.clone();
-            visit(&mut text, role, v);
-            if text != joined {
-                *a = text.split_inclusive('\n').map(|l| Value::String(l.to_string())).collect();
-            }
-        }
-        other => walk_value(other, role, v),
+    let Value::Array(a) = value else { return walk_value(value, role, v) };
+    if !a.iter().all(Value::is_string) {
+        return walk_value(value, role, v);
+    }
+    let joined: String = a.iter().filter_map(Value::as_str).collect();
+    if joined.len() < MIN_LEN {
+        return;
+    }
+    if let Some(text) = v.text(&joined, role).filter(|t| *t != joined) {
+        *a = text.split_inclusive('\n').map(|l| Value::String(l.to_string())).collect();
     }
 }
 
@@ -255,19 +305,19 @@ pub fn message_kind(msg_type: &str) -> MessageKind {
 /// needs a carry buffer, and not skipped types). `comm` says whether widget
 /// state is walked. Cell code (`execute_input`) and history are visited as
 /// [`Role::Input`].
-pub fn walk_message(msg_type: &str, content: &mut Value, metadata: &mut Value, comm: bool, v: &mut dyn Visitor) {
+pub fn walk_message<N: Node>(msg_type: &str, content: &mut N, metadata: &mut N, comm: bool, v: &mut dyn Visitor) {
     match message_kind(msg_type) {
         MessageKind::Skip | MessageKind::Stream => return,
         MessageKind::Comm => {
-            if let Some(d) = content.get_mut("data").filter(|_| comm) {
-                walk_value(d, Role::Output, v);
+            if comm {
+                entry(content, "data", |d| walk_value(d, Role::Output, v));
             }
             return;
         }
         MessageKind::ExecuteInput => {
-            if let Some(Value::String(code)) = content.get_mut("code") {
+            entry(content, "code", |code| {
                 visit(code, Role::Input, v);
-            }
+            });
         }
         MessageKind::Output | MessageKind::Reply => {
             let role = if msg_type == "history_reply" { Role::Input } else { Role::Output };
@@ -284,8 +334,8 @@ mod tests {
 
     const S: &str = "SECRET-0123456789";
 
-    fn mask(s: &mut String, _: Role) {
-        *s = s.replace(S, "[REDACTED]");
+    fn mask(s: &str, _: Role) -> Option<String> {
+        s.contains(S).then(|| s.replace(S, "[REDACTED]"))
     }
 
     #[test]
@@ -323,7 +373,10 @@ mod tests {
     fn roles_and_skips() {
         let mut seen = Vec::new();
         let mut md = json!({});
-        let mut record = |s: &mut String, r: Role| seen.push((s.clone(), r));
+        let mut record = |s: &str, r: Role| {
+            seen.push((s.to_string(), r));
+            None
+        };
         walk_message("execute_input", &mut json!({"code": S, "execution_count": 3}), &mut md, false, &mut record);
         walk_message("history_reply", &mut json!({"history": [[0, 1, S]]}), &mut md, false, &mut record);
         walk_message("inspect_reply", &mut json!({"data": {"text/plain": S}}), &mut md, false, &mut record);
@@ -349,7 +402,10 @@ mod tests {
     #[test]
     fn short_strings_are_not_visited() {
         let mut n = 0;
-        walk_value(&mut json!(["abc", "abcdef", {"k": "12345"}]), Role::Output, &mut |_: &mut String, _| n += 1);
+        walk_value(&mut json!(["abc", "abcdef", {"k": "12345"}]), Role::Output, &mut |_: &str, _| {
+            n += 1;
+            None
+        });
         assert_eq!(n, 1);
     }
 }

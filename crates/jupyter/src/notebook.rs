@@ -67,8 +67,8 @@ pub enum NotebookError {
     Format(String),
 }
 
-/// Receives a notebook's texts with where they are.
-type TextFn<'a> = dyn FnMut(Option<usize>, &Place, &mut String, Role) + 'a;
+/// Receives a notebook's texts with where they are; returns new text to change one.
+type TextFn<'a> = dyn FnMut(Option<usize>, &Place, &str, Role) -> Option<String> + 'a;
 
 struct At<'f, 'a> {
     f: &'f mut TextFn<'a>,
@@ -77,13 +77,13 @@ struct At<'f, 'a> {
 }
 
 impl content::Visitor for At<'_, '_> {
-    fn text(&mut self, text: &mut String, role: Role) {
+    fn text(&mut self, text: &str, role: Role) -> Option<String> {
         (self.f)(self.cell, &self.place, text, role)
     }
 }
 
-/// Calls `f` for every text of the notebook, with its cell and place; `f`
-/// may change the text.
+/// Calls `f` for every text of the notebook, with its cell and place; the
+/// text `f` returns replaces it.
 pub fn for_each_text(nb: &mut Value, f: &mut TextFn<'_>) -> Result<(), NotebookError> {
     let cells = nb
         .get_mut("cells")
@@ -146,6 +146,7 @@ pub fn scan(engine: &Engine, json: &[u8]) -> Result<Vec<NotebookFinding>, Notebo
     let mut out = Vec::new();
     for_each_text(&mut nb, &mut |cell, place, text, role| {
         findings_in(engine, (cell, place, role), text, &mut out);
+        None
     })?;
     Ok(out)
 }
@@ -163,11 +164,12 @@ pub fn redact(engine: &Engine, json: &[u8], style: &Style) -> Result<Redacted, N
     let mut findings = Vec::new();
     for_each_text(&mut nb, &mut |cell, place, text, role| {
         let found = findings_in(engine, (cell, place, role), text, &mut findings);
-        if !found.is_empty() {
-            let masked = engine.redact_findings(text.as_bytes(), &found, style);
-            // Masks replace whole characters, so valid UTF-8 stays valid.
-            *text = String::from_utf8_lossy(&masked).into_owned();
+        if found.is_empty() {
+            return None;
         }
+        let masked = engine.redact_findings(text.as_bytes(), &found, style);
+        // Masks replace whole characters, so valid UTF-8 stays valid.
+        Some(String::from_utf8_lossy(&masked).into_owned())
     })?;
     let json = if findings.is_empty() { json.to_vec() } else { to_notebook_json(&nb) };
     Ok(Redacted { json, findings })
