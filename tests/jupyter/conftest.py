@@ -38,7 +38,7 @@ import pytest
 import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
-from leakguard._walk import is_binary_mime
+from leakguard._native import is_binary_mime
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))

@@ -1,19 +1,26 @@
 //! `leakguard._native`: the engine and policy layer for Python.
 //!
 //! The IPython extension and the Jupyter server hooks (in the `leakguard`
-//! Python package next to this crate) call into this module. Every call that
-//! scans text releases the GIL, and every object is safe to use from the
-//! kernel's IOPub, main and subshell threads at once.
+//! Python package next to this crate) call into this module. Scans of text
+//! run without the GIL (`check_message`: of long texts), and every object
+//! is safe to use from the kernel's IOPub, main and subshell threads at once.
 
+mod tree;
+
+use std::borrow::Cow;
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use leakguard_engine::{Engine, Hold, Style};
+use leakguard_jupyter::content::{self, MessageKind};
 use leakguard_policy::audit::{Auditor, Channel, Event, EventKind, Key, Origin};
 use leakguard_policy::{Context, Found, Guard as PolicyGuard, GuardedStream, LoadOptions, Reloader, Verdict};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+
+use crate::tree::{PyNode, Unlocked};
 
 /// The built-in rules, compiled once per process for `redact` and `scan`.
 fn builtin() -> &'static Arc<Engine> {
@@ -73,7 +80,7 @@ impl From<&Found> for Finding {
 /// API from 3.10; a POSIX extension module resolves it from the
 /// interpreter, so the abi3 (3.9) wheel can use it too.
 #[cfg(unix)]
-fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
+pub(crate) fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
     unsafe extern "C" {
         fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const u8;
     }
@@ -86,11 +93,11 @@ fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
     }
     // SAFETY: CPython hands back `size` bytes of valid UTF-8.
     let bytes = unsafe { std::slice::from_raw_parts(data, size as usize) };
-    Ok(std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }))
+    Ok(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }))
 }
 
 #[cfg(not(unix))]
-fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
+pub(crate) fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
     s.to_cow()
 }
 
@@ -129,6 +136,28 @@ fn scan(py: Python<'_>, text: &str) -> Vec<Finding> {
         .collect()
 }
 
+/// How a kernel message type is treated: "skip" (no user data), "stream",
+/// "comm" (widget state), "execute_input", "output" (withheld in block
+/// mode) or "reply" (masked, never withheld).
+#[pyfunction]
+fn message_kind(msg_type: &str) -> &'static str {
+    match content::message_kind(msg_type) {
+        MessageKind::Skip => "skip",
+        MessageKind::Stream => "stream",
+        MessageKind::Comm => "comm",
+        MessageKind::ExecuteInput => "execute_input",
+        MessageKind::Output => "output",
+        MessageKind::Reply => "reply",
+    }
+}
+
+/// Whether a mimebundle key names a binary type (base64 images, PDF...)
+/// whose value the walk leaves alone.
+#[pyfunction]
+fn is_binary_mime(key: &str) -> bool {
+    content::is_binary_key(key)
+}
+
 fn channel(name: &str) -> PyResult<Channel> {
     match name {
         "jupyter" => Ok(Channel::Jupyter),
@@ -142,6 +171,16 @@ fn channel(name: &str) -> PyResult<Channel> {
 #[pyclass(frozen, module = "leakguard._native")]
 struct Guard {
     inner: PolicyGuard,
+}
+
+impl Guard {
+    /// The guard whose audit events name `parent` (the Jupyter request).
+    fn for_parent(&self, parent: Option<String>) -> Cow<'_, PolicyGuard> {
+        match parent {
+            Some(p) => Cow::Owned(self.inner.for_parent(Some(p))),
+            None => Cow::Borrowed(&self.inner),
+        }
+    }
 }
 
 #[pymethods]
@@ -190,15 +229,15 @@ impl Guard {
         parent: Option<String>,
     ) -> PyResult<(&'static str, Bound<'py, PyAny>, Vec<Finding>)> {
         let py = text.py();
-        let scoped = parent.map(|p| self.inner.for_parent(Some(p)));
-        let guard = scoped.as_ref().unwrap_or(&self.inner);
+        let guard = self.for_parent(parent);
+        let guard = &*guard;
         let s = utf8(text)?;
         let s: &str = &s;
         let (verdict, changed, found) = py.allow_threads(|| {
             let o = guard.check(s.as_bytes(), input);
             let changed = match o.output {
-                std::borrow::Cow::Borrowed(_) => None,
-                std::borrow::Cow::Owned(v) => Some(v),
+                Cow::Borrowed(_) => None,
+                Cow::Owned(v) => Some(v),
             };
             (verdict_name(o.verdict), changed, o.found.iter().map(Finding::from).collect())
         });
@@ -209,32 +248,32 @@ impl Guard {
         Ok((verdict, output, found))
     }
 
-    /// Checks a kernel message's content (and metadata), given as JSON text,
-    /// with the walk the kernel proxy uses: returns (verdict, new content
-    /// JSON or None when unchanged, new metadata JSON or None, rule ids).
-    /// `stream` text is not walked (it needs a carry: use `stream()`).
-    #[pyo3(signature = (msg_type, content, metadata=None))]
+    /// Checks a kernel message's content and metadata (Python objects, as
+    /// `Session.serialize` gets them) with the walk the kernel proxy uses:
+    /// returns (verdict, content, metadata, rule ids). Content and metadata
+    /// are the objects given when nothing changed, else new ones: objects
+    /// are copied on write, never changed. `stream` text is not walked (it
+    /// needs a carry: use `stream()`); with `content` None only the
+    /// metadata is. Audit events name `parent`.
+    #[pyo3(signature = (msg_type, content, metadata=None, parent=None))]
     #[allow(clippy::type_complexity)]
-    fn check_message(
+    fn check_message<'py>(
         &self,
-        py: Python<'_>,
         msg_type: &str,
-        content: &str,
-        metadata: Option<&str>,
-    ) -> PyResult<(&'static str, Option<String>, Option<String>, Vec<String>)> {
-        let guard = &self.inner;
-        py.allow_threads(|| {
-            let parse = |s: &str, what: &str| {
-                serde_json::from_str::<serde_json::Value>(s)
-                    .map_err(|e| PyValueError::new_err(format!("the message {what} is not JSON: {e}")))
-            };
-            let mut c = parse(content, "content")?;
-            let mut m = metadata.map(|m| parse(m, "metadata")).transpose()?.unwrap_or(serde_json::Value::Null);
-            let checked = leakguard_jupyter::guarded::message(guard, msg_type, &mut c, &mut m);
-            let (c, m) =
-                if checked.changed { (Some(c.to_string()), metadata.map(|_| m.to_string())) } else { (None, None) };
-            Ok((verdict_name(checked.verdict), c, m, checked.rules))
-        })
+        content: Bound<'py, PyAny>,
+        metadata: Option<Bound<'py, PyAny>>,
+        parent: Option<String>,
+    ) -> PyResult<(&'static str, Bound<'py, PyAny>, Bound<'py, PyAny>, Vec<String>)> {
+        let py = content.py();
+        let guard = self.for_parent(parent);
+        let error = Cell::new(None);
+        let mut c = PyNode::new(content, &error);
+        let mut m = PyNode::new(metadata.unwrap_or_else(|| py.None().into_bound(py)), &error);
+        let checked = leakguard_jupyter::guarded::message_with(&guard, msg_type, &mut c, &mut m, Unlocked(py));
+        if let Some(e) = error.take() {
+            return Err(e);
+        }
+        Ok((verdict_name(checked.verdict), c.obj, m.obj, checked.rules))
     }
 
     /// Checks a notebook (nbformat 4 JSON text) as the CLI scanner walks it:
@@ -391,6 +430,10 @@ impl Stream {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(redact, m)?)?;
     m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(message_kind, m)?)?;
+    m.add_function(wrap_pyfunction!(is_binary_mime, m)?)?;
+    // Shortest text worth a scan: no rule matches less.
+    m.add("MIN_LEN", content::MIN_LEN)?;
     m.add_class::<Finding>()?;
     m.add_class::<Guard>()?;
     m.add_class::<Stream>()?;
