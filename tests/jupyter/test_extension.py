@@ -239,10 +239,10 @@ INJECT = (
     "_flt = _lg._active.filter\n"
     "def _broken(*a, **k):\n"
     "    raise RuntimeError('injected failure')\n"
-    "_flt._walker = _broken\n"
+    "_flt._walk = _broken\n"
     "_flt._stream = _broken\n"
 )
-RESTORE = "del _flt._walker, _flt._stream"
+RESTORE = "del _flt._walk, _flt._stream"
 
 
 @pytest.mark.parametrize("mode", ["mask", "block"])
@@ -287,7 +287,14 @@ def test_widget_state_is_left_alone_by_default(kernel_with):
 
 def test_widget_state_is_masked_when_asked(kernel_with):
     k = kernel_with(LEAKGUARD_MASK_WIDGET_STATE="true")
-    r = k.execute(WIDGET)
+    # A binary buffer (an image, an array) is never changed, whatever it holds.
+    r = k.execute(
+        WIDGET + "\nc.send({'method': 'update', 'state': {'value': S['jwt']}, 'buffer_paths': [['data']]},"
+        " buffers=[b'\\x00' + S['huggingface'].encode()])"
+    )
     assert r.status == "ok", r
-    assert len(r.of_type("comm_open", "comm_msg")) == 2
+    comms = r.of_type("comm_open", "comm_msg")
+    assert len(comms) == 3
     assert_hidden(r)
+    assert all("[REDACTED]" in json.dumps(m["content"]["data"]) for m in comms), comms
+    assert [bytes(b) for b in comms[-1]["buffers"]] == [b"\x00" + tokens.BY_NAME["huggingface"].text.encode()]

@@ -113,6 +113,25 @@ def test_execute_result_of_a_dict(k):
     assert text.count("[REDACTED]") >= N, text
 
 
+def test_shown_objects_are_not_changed(k):
+    # Masking works on copies: the dicts, lists and tuples a cell shows
+    # (as JSON data, a raw bundle, metadata, its result) keep their secrets.
+    r = k.execute(
+        "from IPython.display import display, JSON\n"
+        "conf = {'token': S['github-pat'], 'nested': [S['jwt'], ('t', S['slack-bot'])], S['anthropic']: 1}\n"
+        "md = {'note': S['huggingface']}\n"
+        "before = repr((conf, md))\n"
+        "display(JSON(conf), metadata=md)\n"
+        "display({'application/json': conf, 'text/plain': 'conf'}, raw=True, metadata=md)\n"
+        "conf"
+    )
+    assert r.status == "ok", r
+    assert_hidden(r)
+    shown = [m["content"]["data"]["application/json"] for m in r.of_type("display_data")]
+    assert len(shown) == 2 and all(json.dumps(d).count("[REDACTED]") == 4 for d in shown), shown
+    assert k.eval("repr((conf, md)) == before") == "True"
+
+
 def test_binary_outputs_pass_byte_exact(k):
     # A real PNG (and a PDF) whose base64 text holds an AWS key id shape:
     # masking it would corrupt the file, so binary types are left alone.

@@ -25,10 +25,13 @@ How it works (research/jupyter.md, sections 1-4):
   from elsewhere are filtered in ``serialize``.
 - The rules compile on a thread while the kernel starts; the first text to
   check waits for them.
-- Other messages are walked: text MIME types scanned as strings, JSON MIME
-  types walked as values, binary MIME types and ``buffers`` untouched; widget
-  comm messages are left alone unless the ``mask_widget_state`` setting is on
-  (masking breaks two-way binding).
+- Other messages go through ``Guard.check_message``: the walk the kernel
+  proxy and the CLI scanner use (``leakguard_jupyter``), run natively over
+  the message's Python objects and copying them on write. Text MIME types
+  are scanned as strings, JSON MIME types walked as values, binary MIME
+  types and ``buffers`` untouched; widget comm messages are left alone
+  unless the ``mask_widget_state`` setting is on (masking breaks two-way
+  binding).
 - ``block`` mode withholds the offending output, shows an error naming the
   rule (never the secret) and interrupts the running cell: on the main thread
   by raising :class:`SecretBlocked` where the output was produced, otherwise
@@ -58,8 +61,7 @@ import sys
 import threading
 import time
 
-from . import _walk
-from ._native import Guard, redact, scan
+from ._native import MIN_LEN, Guard, message_kind, redact, scan
 
 __all__ = ["SecretBlocked", "Filter", "load", "unload"]
 
@@ -81,27 +83,10 @@ BATCH = 65536
 # ... which goes out this long after its first write at the latest (or at a flush).
 GATHER = 0.05
 
-# Messages that carry no user data.
-_SKIP = frozenset(
-    {
-        "status",
-        "clear_output",
-        "kernel_info_reply",
-        "shutdown_reply",
-        "interrupt_reply",
-        "is_complete_reply",
-        "comm_info_reply",
-        "iopub_welcome",
-        "shutdown_request",
-        "interrupt_request",
-    }
-)
-_COMM = frozenset({"comm_open", "comm_msg", "comm_close"})
-# Outputs that block mode withholds (replies can only be masked).
-_OUTPUTS = frozenset({"stream", "display_data", "update_display_data", "execute_result", "error"})
-
 # Outputs made by the cell's own code on its thread (display(), a result).
 _RAISE_ON = frozenset({"display_data", "update_display_data", "execute_result"})
+
+_ORDER = {"clean": 0, "logged": 1, "masked": 2, "blocked": 3}
 
 _ERROR_NAME = "SecretBlocked"
 
@@ -182,9 +167,9 @@ class Filter:
         self.writers = []  # _Writer of each of the kernel's output streams
 
     # ----------------------------------------------------------------- scanning
-    def _walker(self, pid):
-        guard = self.guard
-        return _walk.Walker(lambda text, input=False: guard.check(text, input=input, parent=pid))
+    def _walk(self, mtype, content, metadata, pid):
+        """``Guard.check_message``: (verdict, content, metadata, rule ids)."""
+        return self.guard.check_message(mtype, content, metadata, parent=pid)
 
     def check_input(self, code, pid=None):
         """``Guard.check(code, input=True)``, once per cell: the execute_input
@@ -231,7 +216,7 @@ class Filter:
             )
         except Exception:
             pass
-        if not block or mtype in _SKIP:
+        if not block or message_kind(mtype) == "skip":
             return msg
         try:
             return _withheld(msg, mtype)
@@ -250,32 +235,29 @@ class Filter:
                 self._retire(pid)
             else:
                 self._flush_parent(pid)
-        if mtype in _SKIP or not isinstance(content, dict):
+        if not isinstance(content, dict):
             # bytes content = already packed (relayed frames): leave alone.
             return msg
         if mtype == "stream":
             return self._stream(msg, content, pid, ident)
-        if mtype in _COMM:
-            if not self.guard.mask_widget_state:
-                return msg
-            res = _walk.Result()
-            data = content.get("data")
-            new = self._walker(pid).value(data, res)
-            return msg if new is data else _with(msg, content=dict(content, data=new))
-        res = _walk.Result()
-        if mtype == "execute_input":
-            code = content.get("code")
-            if not isinstance(code, str) or len(code) < _walk.MIN_LEN:
-                return msg
-            verdict, out, findings = self.check_input(code, pid)
-            res.add(verdict, findings)
-            new = content if verdict in ("clean", "logged") else dict(content, code=out)
-        else:
-            new = self._walker(pid).value(content, res, input=mtype == "history_reply")
+        kind = message_kind(mtype)
+        if kind == "skip":
+            return msg
         md = msg.get("metadata")
-        new_md = self._walker(pid).value(md, res) if md else md
-        if res.verdict == "blocked" and mtype in _OUTPUTS:
-            return self._block(msg, pid, res.rules, mtype)
+        if kind == "execute_input":
+            # The code is checked once per cell, the check shared with
+            # do_execute (one audit event); the metadata as any message's.
+            new = content
+            code = content.get("code")
+            if isinstance(code, str) and len(code) >= MIN_LEN:
+                verdict, out, _ = self.check_input(code, pid)
+                if verdict not in ("clean", "logged"):
+                    new = dict(content, code=out)
+            new_md = self._walk(mtype, None, md, pid)[2]
+        else:
+            verdict, new, new_md, rules = self._walk(mtype, content, md, pid)
+            if verdict == "blocked" and kind == "output":
+                return self._block(msg, pid, rules, mtype)
         if new is content and new_md is md:
             return msg
         return _with(msg, content=new, metadata=new_md)
@@ -665,7 +647,7 @@ def _block_mode(guard):
 
 
 def _worse(a, b):
-    return a if _walk._ORDER.get(a, 0) >= _walk._ORDER.get(b, 0) else b
+    return a if _ORDER.get(a, 0) >= _ORDER.get(b, 0) else b
 
 
 def _rule_names(text):
@@ -700,7 +682,7 @@ def _withheld(msg, mtype):
     note = "leakguard withheld this message: it could not be checked"
     if mtype == "stream":
         return _with(msg, content={"name": "stderr", "text": ""}, metadata={})
-    if mtype in _OUTPUTS:
+    if message_kind(mtype) == "output":
         return _with(msg, content=_error_content(note), metadata={}, msg_type="error")
     content = {"status": "error", "ename": _ERROR_NAME, "evalue": note, "traceback": []}
     old = msg.get("content")
@@ -875,7 +857,7 @@ class _Extension:
     def _before_execute(self, code, silent, store_history, pid, tid):
         """Scans the cell (SCAN_INPUT); returns an error reply to refuse it."""
         try:
-            if not isinstance(code, str) or len(code) < _walk.MIN_LEN or not self.guard.scan_input:
+            if not isinstance(code, str) or len(code) < MIN_LEN or not self.guard.scan_input:
                 return None
             verdict, out, findings = self.filter.check_input(code, pid)
             if verdict == "clean":
@@ -937,10 +919,10 @@ class _Extension:
         else:
             # Not a cell of this kernel's do_execute (a magic re-running
             # input, IPython without a kernel): check it here.
-            verdict, out, _ = self.guard.check(raw, input=True) if len(raw) >= _walk.MIN_LEN else ("clean", raw, [])
+            verdict, out, _ = self.guard.check(raw, input=True) if len(raw) >= MIN_LEN else ("clean", raw, [])
             masked = _masked_input(raw, verdict, out)
         if masked == raw:
-            if isinstance(source, str) and source != raw and len(source) >= _walk.MIN_LEN:
+            if isinstance(source, str) and source != raw and len(source) >= MIN_LEN:
                 v, out, _ = self.guard.check(source, input=True)
                 source = _masked_input(source, v, out)
             return source, source_raw
