@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in fail2ban rsyslog openssh-server openssh-client tmux; do
+  for pkg in fail2ban rsyslog openssh-server openssh-client tmux openssl curl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -25,4 +25,6 @@ echo "== cargo test"
 cargo test --workspace --release --locked
 echo "== system tests"
 LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/system
+echo "== end-to-end: the protected environment (deploy/entrypoint.sh)"
+LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/e2e
 echo "== all tests passed"
