@@ -91,13 +91,15 @@ jupyter_answers() {
   curl -fsS -k -o /dev/null --max-time 5 "$(scheme)://$(url_host):$jupyter_port/api" 2>/dev/null
 }
 
+# sshd's listener is up: its pid file names a live process and the port is
+# in LISTEN state. Read from /proc, as a connection would be logged by sshd
+# at every health check.
 sshd_answers() {
-  local banner=''
-  # sshd greets first: "SSH-2.0-OpenSSH_...".
-  exec 3<>"/dev/tcp/$(local_host)/$ssh_port" || return 1
-  IFS= read -r -t 5 banner <&3 || true
-  exec 3<&- 3>&-
-  [[ $banner == SSH-* ]]
+  local pid hex
+  pid=$(cat "$run_dir/sshd.pid" 2>/dev/null) || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  hex=$(printf '%04X' "$ssh_port")
+  grep -qE "^ *[0-9]+: [0-9A-F]+:$hex [0-9A-F]+:0000 0A " /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
 health() {
@@ -106,7 +108,7 @@ health() {
     say "JupyterLab does not answer on port $jupyter_port"
     bad=1
   fi
-  if [ "$sshd" = on ] && ! sshd_answers 2>/dev/null; then
+  if [ "$sshd" = on ] && ! sshd_answers; then
     say "sshd does not answer on port $ssh_port"
     bad=1
   fi
@@ -394,9 +396,27 @@ setup_jupyter() {
     JUPYTER_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
   fi
   export JUPYTER_TOKEN # read by the server; kept off its command line, where ps shows it
+  install -d -m 0755 "$state_dir/jupyter/config" "$state_dir/jupyter/data"
   user_argv
   "${as_user[@]}" "$python" -c 'import jupyterlab, leakguard' ||
     die "user $user cannot run $python with JupyterLab and leakguard: put the environment where $user can read it"
+}
+
+# When root starts JupyterLab for a user, the user's own Jupyter config and
+# data directories (~/.jupyter, ~/.local/share/jupyter) would come first at
+# the next start and could switch the terminal shell, the pre-save hook or
+# the kernelspecs back; the server gets root-owned ones instead, and keeps
+# the user's settings, workspaces and runtime files where they always are.
+jupyter_env() {
+  local home
+  if [ "$(id -un)" = "$user" ]; then
+    return 0
+  fi
+  home=$(user_home "$user")
+  printf '%s\0' "JUPYTER_CONFIG_DIR=$state_dir/jupyter/config" "JUPYTER_DATA_DIR=$state_dir/jupyter/data" \
+    "JUPYTER_RUNTIME_DIR=$home/.local/share/jupyter/runtime" \
+    "JUPYTERLAB_SETTINGS_DIR=$home/.jupyter/lab/user-settings" \
+    "JUPYTERLAB_WORKSPACES_DIR=$home/.jupyter/lab/workspaces"
 }
 
 jupyter_command() {
@@ -407,6 +427,9 @@ jupyter_command() {
     cmd+=("--ServerApp.certfile=$tls_cert" "--ServerApp.keyfile=$tls_key")
   fi
   [ "$user" != root ] || cmd+=(--allow-root)
+  if [ "$(id -un)" != "$user" ]; then
+    cmd+=("--NotebookNotary.data_dir=$(user_home "$user")/.local/share/jupyter")
+  fi
   # shellcheck disable=SC2206 # extra arguments are words, as on a command line
   cmd+=(${LEAKGUARD_JUPYTER_ARGS:-})
   printf '%s\0' "${cmd[@]}"
@@ -448,6 +471,10 @@ descendants() {
   printf '%s\n' "${found[@]:1}"
 }
 
+# sleep that a ^C (which reaches our foreground children too) cannot turn
+# into an exit through `set -e`: the trap records the signal instead.
+nap() { sleep "$1" || true; }
+
 alive() {
   local pid
   for pid in "$@"; do
@@ -459,7 +486,7 @@ alive() {
 wait_gone() { # SECONDS PID...
   local deadline=$((SECONDS + $1))
   shift
-  while alive "$@" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  while alive "$@" && [ "$SECONDS" -lt "$deadline" ]; do nap 0.2; done
 }
 
 stop_all() {
@@ -504,9 +531,10 @@ start() {
     service sshd / "$(command -v sshd || echo /usr/sbin/sshd)" -D -e -f "$state_dir/ssh/sshd_config"
   fi
   if [ "$jupyter" = on ]; then
-    local cmd=()
+    local cmd=() env=()
     mapfile -d '' cmd < <(jupyter_command)
-    service jupyterlab "$workspace" "${as_user[@]}" "${cmd[@]}"
+    mapfile -d '' env < <(jupyter_env)
+    service jupyterlab "$workspace" "${as_user[@]}" "${env[@]}" "${cmd[@]}"
   fi
   [ "${#pids[@]}" -gt 0 ] || die "every service is switched off"
 
@@ -519,12 +547,16 @@ start() {
     for i in "${!pids[@]}"; do
       alive "${pids[$i]}" || break 2
     done
-    sleep 0.5
+    nap 0.5
   done
   if [ -n "$ready" ]; then
     host=$(url_host)
     [ "$jupyter" = off ] || say "JupyterLab: $(scheme)://$host:$jupyter_port/lab?token=$JUPYTER_TOKEN"
-    [ "$sshd" = off ] || say "SSH: ssh -p $ssh_port $user@$host (members of group $group, key authentication)"
+    if [ "$sshd" = on ] && [ "$user" = root ]; then
+      say "SSH on port $ssh_port: for members of group $group with a key in ~/.ssh/authorized_keys (not root)"
+    elif [ "$sshd" = on ]; then
+      say "SSH: ssh -p $ssh_port $user@$host (members of group $group, key authentication)"
+    fi
     say "audit trail: $audit_log; ready"
   fi
 
