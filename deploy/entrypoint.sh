@@ -338,8 +338,9 @@ python_prefix() { "$python" -c 'import sys; print(sys.prefix)'; }
 
 # The server settings that make terminals and saved files safe, for every
 # server started from this Python (the entrypoint's and JupyterHub's
-# jupyterhub-singleuser alike).
-server_config() { echo "$(python_prefix)/etc/jupyter/jupyter_server_config.d/leakguard.json"; }
+# jupyterhub-singleuser alike): a marked block in the environment's
+# jupyter_server_config.py, replaced on every run, other settings kept.
+server_config() { echo "$(python_prefix)/etc/jupyter/jupyter_server_config.py"; }
 
 install_jupyter() {
   local file
@@ -348,15 +349,27 @@ install_jupyter() {
   file=$(server_config)
   mkdir -p "$(dirname "$file")"
   "$python" - "$bin" "$file" <<'EOF'
-import json, sys
+import json, os, re, sys
 binary, path = sys.argv[1:]
-config = {
-    "ServerApp": {"terminado_settings": {"shell_command": [binary, "shell", "-l"]}},
-    "ContentsManager": {"pre_save_hook": "leakguard.server.pre_save"},
-}
-with open(path, "w") as f:
-    json.dump(config, f, indent=2)
-    f.write("\n")
+begin, end = "# >>> leakguard (entrypoint.sh install-jupyter) >>>", "# <<< leakguard <<<"
+block = "\n".join([
+    begin,
+    "# Jupyter terminals run through leakguard's PTY proxy; notebooks and files are masked before saving.",
+    f'c.ServerApp.terminado_settings.update({{"shell_command": {json.dumps([binary, "shell", "-l"])}}})',
+    'c.ContentsManager.pre_save_hook = "leakguard.server.pre_save"',
+    end,
+]) + "\n"
+try:
+    with open(path) as f:
+        text = f.read()
+except FileNotFoundError:
+    text = "c = get_config()  # noqa\n"
+text = re.sub(re.escape(begin) + ".*?" + re.escape(end) + "\n?", "", text, flags=re.S)
+if text and not text.endswith("\n"):
+    text += "\n"
+with open(path + ".tmp", "w") as f:
+    f.write(text + block)
+os.replace(path + ".tmp", path)
 EOF
   "$python" -m leakguard.jupyter_cli install --sys-prefix >&2
 }
@@ -367,7 +380,8 @@ setup_jupyter() {
   if [ -w "$prefix" ]; then
     install_jupyter
   else
-    [ -f "$(server_config)" ] || die "$prefix is read-only and has no $(server_config): run entrypoint.sh install-jupyter as its owner"
+    grep -qs "leakguard (entrypoint.sh install-jupyter)" "$(server_config)" ||
+      die "$prefix is read-only and $(server_config) does not set leakguard up: run entrypoint.sh install-jupyter as its owner"
   fi
   if [ ! -d "$workspace" ]; then
     mkdir -p "$workspace"
@@ -397,6 +411,9 @@ setup_jupyter() {
   fi
   export JUPYTER_TOKEN # read by the server; kept off its command line, where ps shows it
   install -d -m 0755 "$state_dir/jupyter/config" "$state_dir/jupyter/data"
+  # jupyter_core migrates IPython 3 config once and records that in this
+  # marker; a marker the user cannot write tells it to skip.
+  touch "$state_dir/jupyter/config/migrated"
   user_argv
   "${as_user[@]}" "$python" -c 'import jupyterlab, leakguard' ||
     die "user $user cannot run $python with JupyterLab and leakguard: put the environment where $user can read it"

@@ -7,19 +7,29 @@ what they see, the audit trail, the fail2ban ban and a clean shutdown.
 Tests run in file order against one running environment: the ban test
 comes first, while the audit trail holds no failures yet, and the
 shutdown test last."""
+import json
 import os
 import pwd
 import shutil
 import signal
+import ssl
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 
 import pytest
+import websocket
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
 from conftest import ROOT, assert_nothing_of, free_port, leakguard, require, stop, wait_for  # noqa: E402,F401
+
+INSECURE = ssl.create_default_context()
+INSECURE.check_hostname = False
+INSECURE.verify_mode = ssl.CERT_NONE
 
 USER = "lge2e"
 GROUP = "leakguard"
@@ -35,6 +45,28 @@ HF = "hf_" + "Pq7Lk2Vx9Rt4Wm8Zc3Nb" + "6Fd1Gs5JyUaEiKoRb"
 SECRETS = [OPENAI, GITHUB, AWS_KEY_ID, AWS_SECRET, HF]
 ENV_FILE = (f"OPENAI_API_KEY={OPENAI}\nGITHUB_TOKEN={GITHUB}\nAWS_ACCESS_KEY_ID={AWS_KEY_ID}\n"
             f"AWS_SECRET_ACCESS_KEY={AWS_SECRET}\nHF_TOKEN={HF}\nDEBUG=1\n")
+
+
+def venv_dir():
+    """The e2e Python environment: made by ./start.sh --setup-only, from a
+    Python and in a folder the test user can read (JupyterLab runs as it)."""
+    def public(path):
+        path = os.path.abspath(path)
+        while path != "/":
+            if not os.stat(path).st_mode & stat.S_IXOTH:
+                return False
+            path = os.path.dirname(path)
+        return True
+    return os.path.join(ROOT, "target", "e2e", "venv") if public(ROOT) else "/var/tmp/leakguard-e2e/venv"
+
+
+def setup_venv():
+    venv = venv_dir()
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else "python3"
+    r = subprocess.run([os.path.join(ROOT, "start.sh"), "--setup-only"], capture_output=True, text=True,
+                       env={**os.environ, "LEAKGUARD_VENV": venv, "PYTHON": python})
+    assert r.returncode == 0, f"start.sh --setup-only failed:\n{r.stderr}"
+    return os.path.join(venv, "bin", "python")
 
 
 def tree(pid):
@@ -75,7 +107,7 @@ def user_processes():
 
 
 class Environment:
-    def __init__(self, work, binary):
+    def __init__(self, work, binary, python):
         self.work = work
         self.ssh_port, self.jupyter_port = free_port(), free_port()
         self.state = os.path.join(work, "state")
@@ -93,8 +125,12 @@ class Environment:
             LEAKGUARD_LOG_DIR=os.path.join(work, "log"), LEAKGUARD_STATE_DIR=self.state,
             LEAKGUARD_WORKSPACE=os.path.join(work, "workspace"), LEAKGUARD_USER=USER, LEAKGUARD_GROUP=GROUP,
             LEAKGUARD_BIND_ADDRESS="127.0.0.1", LEAKGUARD_SSH_PORT=str(self.ssh_port),
-            LEAKGUARD_JUPYTER_PORT=str(self.jupyter_port), LEAKGUARD_JUPYTER="off",
+            LEAKGUARD_JUPYTER_PORT=str(self.jupyter_port), LEAKGUARD_PYTHON=python,
+            JUPYTER_TOKEN=uuid.uuid4().hex,
         )
+        self.workspace = self.env["LEAKGUARD_WORKSPACE"]
+        self.url = f"https://127.0.0.1:{self.jupyter_port}"
+        self.wss = f"wss://127.0.0.1:{self.jupyter_port}"
         self.proc = None
 
     def ssh(self, *args):
@@ -110,6 +146,36 @@ class Environment:
     def fail2ban(self, *args):
         return subprocess.run(["fail2ban-client", "-c", os.path.join(self.state, "fail2ban"), *args],
                               capture_output=True, text=True, timeout=30)
+
+    def api(self, method, path, body=None):
+        """JupyterLab's REST API, over HTTPS with the self-signed certificate."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Authorization": f"token {self.env['JUPYTER_TOKEN']}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=INSECURE, timeout=60) as r:
+            text = r.read().decode()
+        return json.loads(text) if text else None
+
+    def websocket(self, path):
+        return websocket.create_connection(f"{self.wss}{path}?token={self.env['JUPYTER_TOKEN']}",
+                                           sslopt={"cert_reqs": ssl.CERT_NONE}, timeout=60)
+
+    @staticmethod
+    def receive(ws, done, timeout=60):
+        """Frames from ws until done(frames) or the timeout; control frames
+        (the server's pings) count for the timeout, not as frames."""
+        frames, deadline = [], time.monotonic() + timeout
+        while not done(frames):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; received {frames}")
+            ws.settimeout(max(deadline - time.monotonic(), 0.1))
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_TEXT:
+                frames.append(data.decode())
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                raise AssertionError(f"the server closed the websocket; received {frames}")
+        return frames
 
     def log(self):
         return open(self.output, errors="replace").read()
@@ -135,7 +201,7 @@ def env(leakguard):
     # Sessions run the binary as the test user: keep it where every user can read it.
     binary = os.path.join(work, "leakguard")
     shutil.copy(leakguard, binary)
-    e = Environment(work, binary)
+    e = Environment(work, binary, setup_venv())
     try:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", e.client_key], check=True)
         e.env["LEAKGUARD_SSH_AUTHORIZED_KEYS"] = open(e.client_key + ".pub").read()
@@ -149,10 +215,11 @@ def env(leakguard):
         e.proc = subprocess.Popen([ENTRYPOINT], env=e.env, stdout=open(e.output, "w"), stderr=subprocess.STDOUT,
                                   start_new_session=True)
         wait_for("the environment to answer", e.healthy, timeout=180, interval=0.5)
-        home = pwd.getpwnam(USER).pw_dir
-        with open(os.path.join(home, ".env"), "w") as f:
-            f.write(ENV_FILE)
-        os.chown(os.path.join(home, ".env"), pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid)
+        user = pwd.getpwnam(USER)
+        for folder in (user.pw_dir, e.workspace):
+            with open(os.path.join(folder, ".env"), "w") as f:
+                f.write(ENV_FILE)
+            os.chown(os.path.join(folder, ".env"), user.pw_uid, user.pw_gid)
         yield e
     finally:
         if e.proc is not None:
@@ -203,6 +270,79 @@ def test_ssh_with_a_pty(env):
     assert_nothing_of(SECRETS, text, "ssh -tt host 'cat .env'")
 
 
+def test_jupyterlab_serves_https_only(env):
+    assert "version" in env.api("GET", "/api")
+    with pytest.raises(Exception):
+        urllib.request.urlopen(f"http://127.0.0.1:{env.jupyter_port}/api", timeout=10)
+    cert = ssl.get_server_certificate(("127.0.0.1", env.jupyter_port))
+    assert "BEGIN CERTIFICATE" in cert
+
+
+def kernel_run(env, code):
+    """Runs code in a new kernel through the server's websocket; every frame received."""
+    kernel = env.api("POST", "/api/kernels", {"name": "python3"})
+    ws = env.websocket(f"/api/kernels/{kernel['id']}/channels")
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": USER,
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        def idle(frames):
+            msg = json.loads(frames[-1]) if frames else {}
+            return (msg.get("parent_header", {}).get("msg_id") == msg_id and msg.get("msg_type") == "status"
+                    and msg["content"].get("execution_state") == "idle")
+        frames = env.receive(ws, idle, timeout=120)
+    finally:
+        ws.close()
+        env.api("DELETE", f"/api/kernels/{kernel['id']}")
+    outputs = "".join(m["content"].get("text", "") for m in map(json.loads, frames)
+                      if m.get("msg_type") == "stream")
+    return frames, outputs
+
+
+def test_kernel_output_is_masked(env):
+    frames, out = kernel_run(env, "print(open('.env').read())")
+    assert out.count("[REDACTED]") == 5 and "DEBUG=1" in out, out
+    assert_nothing_of(SECRETS, "".join(frames), "the kernel's websocket frames")
+
+
+def stdout(frames):
+    """What a terminal showed, from its websocket frames."""
+    return "".join(m[1] for m in map(json.loads, frames) if m[0] == "stdout")
+
+
+def test_terminal_is_masked(env):
+    name = env.api("POST", "/api/terminals")["name"]
+    ws = env.websocket(f"/terminals/websocket/{name}")
+    try:
+        # Typed before the shell's first prompt, a line would be lost (as on any terminal).
+        frames = env.receive(ws, lambda f: stdout(f).rstrip().endswith("$"))
+        ws.send(json.dumps(["stdin", "cd && cat .env && echo 'the-'end\r"]))  # the echo of the line holds no the-end
+        frames += env.receive(ws, lambda f: "the-end" in stdout(f))
+    finally:
+        ws.close()
+        env.api("DELETE", f"/api/terminals/{name}")
+    shown = stdout(frames)
+    assert "the-end" in shown and "[REDACTED]" in shown and "DEBUG=1" in shown, shown
+    assert_nothing_of(SECRETS, shown, "the Jupyter terminal")
+
+
+def test_saved_notebook_is_masked(env):
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{
+        "cell_type": "code", "id": "c1", "execution_count": 1, "metadata": {},
+        "source": f"token = '{GITHUB}'",
+        "outputs": [{"output_type": "stream", "name": "stdout", "text": ENV_FILE}],
+    }]}
+    env.api("PUT", "/api/contents/saved.ipynb", {"type": "notebook", "format": "json", "content": nb})
+    text = open(os.path.join(env.workspace, "saved.ipynb")).read()
+    assert "[REDACTED]" in text and "DEBUG=1" in text
+    assert_nothing_of(SECRETS, text, "the saved notebook")
+
+
 def test_audit_trail(env, leakguard):
     text = open(env.audit).read()
     assert_nothing_of(SECRETS, text, "the audit trail")
@@ -211,6 +351,9 @@ def test_audit_trail(env, leakguard):
     assert any('"event":"session_start"' in line for line in ssh)
     assert sum('"event":"secret_detected"' in line for line in ssh) >= 5 * 3
     assert all(f'"user":"{USER}"' in line for line in ssh)
+    jupyter = [line for line in lines if '"channel":"jupyter"' in line and '"event":"secret_detected"' in line]
+    assert jupyter and all(f'"user":"{USER}"' in line for line in jupyter)
+    assert any('"notebook":' in line and "saved.ipynb" in line for line in jupyter), "the pre-save hook's events"
     r = subprocess.run([leakguard, "audit", "verify", env.audit, "--key", env.key], capture_output=True, text=True)
     assert r.returncode == 0, r
 
@@ -220,6 +363,9 @@ def test_sigterm_stops_everything(env):
                                stderr=subprocess.DEVNULL)
     try:
         wait_for("the SSH session", lambda: any(b"sleep" in cmdline(p) for p in user_processes()))
+        env.api("POST", "/api/kernels", {"name": "python3"})  # left running, as are the terminal's shell
+        env.api("POST", "/api/terminals")
+        wait_for("the kernel", lambda: any(b"ipykernel" in cmdline(p) for p in user_processes()))
         before = tree(env.proc.pid)
         assert len(before) > 4, before
         env.proc.send_signal(signal.SIGTERM)
