@@ -182,6 +182,8 @@ fn run_shell(common: &Common, request: leakguard_shell::Request) -> ! {
     let guard = match common.guard(Channel::Ssh) {
         Ok(mut guard) => {
             guard.context.origin.session = Some(leakguard_shell::session_id());
+            // ALLOWLIST_PATHS covers working directories: where the session starts.
+            guard.context.path = std::env::current_dir().ok();
             guard.watch_reloads();
             guard
         }
@@ -346,6 +348,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// is complete, memory stays bounded on endless input.
 fn redact_stdin(common: &Common) -> Result<ExitCode> {
     let guard = common.guard(Channel::Cli)?;
+    // A filter may run for days: rules and settings follow their files.
+    guard.watch_reloads();
     let mut stream = guard.stream(Hold::Line, false);
     let mut input = io::stdin().lock();
     let mut output = io::stdout().lock();

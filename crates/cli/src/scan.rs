@@ -136,10 +136,7 @@ fn line_of(haystack: &[u8], needle: &[u8]) -> usize {
     if needle.is_empty() {
         return 1;
     }
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map_or(1, |i| haystack[..i].iter().filter(|&&b| b == b'\n').count() + 1)
+    memchr::memmem::find(haystack, needle).map_or(1, |i| memchr::memchr_iter(b'\n', &haystack[..i]).count() + 1)
 }
 
 struct FileScan<'a> {
