@@ -129,6 +129,9 @@ class Environment:
             JUPYTER_TOKEN=uuid.uuid4().hex,
         )
         self.workspace = self.env["LEAKGUARD_WORKSPACE"]
+        # A setting by its design-document name, for every channel.
+        self.trusted = os.path.join(self.workspace, "trusted") + "/"
+        self.env["ALLOWLIST_PATHS"] = json.dumps(["/workspace/trusted/", self.trusted])
         self.url = f"https://127.0.0.1:{self.jupyter_port}"
         self.wss = f"wss://127.0.0.1:{self.jupyter_port}"
         self.proc = None
@@ -278,9 +281,15 @@ def test_jupyterlab_serves_https_only(env):
     assert "BEGIN CERTIFICATE" in cert
 
 
-def kernel_run(env, code):
-    """Runs code in a new kernel through the server's websocket; every frame received."""
-    kernel = env.api("POST", "/api/kernels", {"name": "python3"})
+def kernel_run(env, code, notebook=None):
+    """Runs code in a new kernel through the server's websocket (for a
+    notebook's session when one is named); every frame received."""
+    if notebook:
+        session = env.api("POST", "/api/sessions", {"path": notebook, "name": os.path.basename(notebook),
+                                                    "type": "notebook", "kernel": {"name": "python3"}})
+        kernel = session["kernel"]
+    else:
+        kernel = env.api("POST", "/api/kernels", {"name": "python3"})
     ws = env.websocket(f"/api/kernels/{kernel['id']}/channels")
     try:
         msg_id = uuid.uuid4().hex
@@ -313,6 +322,14 @@ def test_kernel_output_is_masked(env):
 def stdout(frames):
     """What a terminal showed, from its websocket frames."""
     return "".join(m[1] for m in map(json.loads, frames) if m[0] == "stdout")
+
+
+def test_allowlisted_notebooks_are_not_filtered(env):
+    """ALLOWLIST_PATHS, given to the entrypoint, reaches the kernels (and SSH sessions)."""
+    _, out = kernel_run(env, f"print('{GITHUB[:10]}' + '{GITHUB[10:]}')", notebook="trusted/t.ipynb")
+    assert GITHUB in out, out
+    r = env.run("printenv ALLOWLIST_PATHS")
+    assert r.stdout.decode().strip() == env.env["ALLOWLIST_PATHS"], r
 
 
 def test_terminal_is_masked(env):
