@@ -111,11 +111,10 @@ if [ ! -x "$venv/bin/python" ]; then
   step "creating the Python environment $venv"
   run "$python" -m venv "$venv"
 fi
-want="jupyterlab>=4.4,<5 maturin>=1.5,<2"
+want="$(cat deploy/requirements.txt) maturin>=1.5,<2"
 if [ "$(cat "$venv/.leakguard-requirements" 2>/dev/null)" != "$want" ]; then
   step "installing JupyterLab into $venv"
-  # shellcheck disable=SC2086 # the requirement list is words
-  run "$venv/bin/python" -m pip install -q --disable-pip-version-check $want
+  run "$venv/bin/python" -m pip install -q --disable-pip-version-check -r deploy/requirements.txt "maturin>=1.5,<2"
   echo "$want" >"$venv/.leakguard-requirements"
 fi
 if stale "$venv/.leakguard-wheel"; then
