@@ -7,6 +7,7 @@ what they see, the audit trail, the fail2ban ban and a clean shutdown.
 Tests run in file order against one running environment: the ban test
 comes first, while the audit trail holds no failures yet, and the
 shutdown test last."""
+import grp
 import json
 import os
 import pwd
@@ -201,6 +202,11 @@ def env(leakguard):
         made_user = False
     except KeyError:
         made_user = True
+    try:
+        grp.getgrnam(GROUP)
+        made_group = False
+    except KeyError:
+        made_group = True  # by the entrypoint
     # Sessions run the binary as the test user: keep it where every user can read it.
     binary = os.path.join(work, "leakguard")
     shutil.copy(leakguard, binary)
@@ -230,6 +236,8 @@ def env(leakguard):
         subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
         if made_user:
             subprocess.run(["userdel", "-r", USER], capture_output=True)
+        if made_group:
+            subprocess.run(["groupdel", GROUP], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
