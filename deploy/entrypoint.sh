@@ -172,9 +172,13 @@ setup_settings() {
   if is_root; then
     # Kernels, terminals and SSH sessions run as the users and append to the
     # shared file; they need the key for fingerprints and the chain.
-    chgrp "$group" "$audit_log" "$audit_key"
-    chmod 0660 "$audit_log"
-    chmod 0640 "$audit_key"
+    if ! { chgrp "$group" "$audit_log" && chmod 0660 "$audit_log"; }; then
+      die "cannot share $audit_log with group $group"
+    fi
+    # A key mounted read-only (a Kubernetes Secret) keeps the mode it was given.
+    if ! { chgrp "$group" "$audit_key" && chmod 0640 "$audit_key"; } 2>/dev/null; then
+      say "warning: cannot give $audit_key to group $group; the users' kernels and sessions must be able to read it"
+    fi
   fi
 }
 
