@@ -25,8 +25,10 @@ import uuid
 import pytest
 import websocket
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
-from conftest import ROOT, assert_nothing_of, free_port, leakguard, require, stop, wait_for  # noqa: E402,F401
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [os.path.dirname(HERE), os.path.join(os.path.dirname(HERE), "system")]
+from conftest import leakguard, require  # noqa: E402,F401 (a fixture, and the tool check of the system tests)
+from support import ROOT, assert_nothing_of, free_port, stop, wait_for  # noqa: E402
 
 INSECURE = ssl.create_default_context()
 INSECURE.check_hostname = False

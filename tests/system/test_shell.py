@@ -5,7 +5,7 @@ import os
 
 import pexpect
 
-from conftest import isolated_env
+from support import isolated_env
 
 PASSWORD = "Qv7pLw2xZr9Kd3"
 
