@@ -78,8 +78,10 @@ impl std::fmt::Debug for Secret {
 /// Which rules' findings a stream masks (the others are only reported).
 pub type MaskFilter = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
-/// Emitted input kept to give context to later chunks.
-const CONTEXT: usize = 4096;
+/// Emitted input kept to give context to later chunks: well past how far
+/// before its keyword a match may start (256 bytes). Every push re-scans
+/// it, so a terminal's small reads pay for it in proportion.
+const CONTEXT: usize = 1024;
 /// The held tail never grows past this; then a secret is masked in parts.
 const DEFAULT_MAX_HOLD: usize = 64 * 1024;
 /// A timed-out armed token this long is masked rather than shown.
