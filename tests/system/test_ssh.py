@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from conftest import require
-from support import ROOT, SshUser, assert_nothing_of
+from support import ROOT, SshUser, assert_nothing_of, wait_for
 
 USER = "lgtest"
 GROUP = "leakguard"
@@ -204,6 +204,41 @@ def test_interactive_session(host):
         child.close()
     assert child.exitstatus == 7
     assert_nothing_of(SECRETS, "".join(seen), "the interactive session")
+
+
+def test_endless_input_after_the_shell_exits_does_not_hang(host):
+    # The shell exits while a background job keeps the PTY open and the
+    # client keeps sending (shared/research/ssh.md section 2, step 5).
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run(host.ssh("-tt") + ["sleep 300 & exit 5"], stdin=zero, capture_output=True, timeout=60)
+    assert r.returncode == 5, r
+
+
+def test_a_shell_killed_by_a_signal_is_reported_as_without_the_proxy(host):
+    r = host.run("kill -TERM $$", "-tt", stdin=subprocess.DEVNULL)
+    # sshd reports exit-signal; the OpenSSH client then exits with 255.
+    assert r.returncode == 255, r
+
+
+def test_a_killed_client_leaves_no_processes(host):
+    client = subprocess.Popen(host.ssh("-tt") + ["sleep 377"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the remote sleep", lambda: subprocess.run(["pgrep", "-u", USER, "-f", "sleep 377"],
+                                                             capture_output=True).returncode == 0)
+    finally:
+        client.kill()
+        client.wait()
+    wait_for("the session to end", lambda: subprocess.run(["pgrep", "-u", USER, "-f", "sleep 377|leakguard"],
+                                                            capture_output=True).returncode == 1, timeout=20)
+
+
+def test_a_nested_shell_does_not_stack_a_second_proxy(host):
+    binary = os.path.join(host.work, "leakguard")
+    r = host.run(f"{binary} shell -c 'pgrep -c -u {USER} -x leakguard; cat .env'")
+    lines = r.stdout.decode().splitlines()
+    assert r.returncode == 0 and lines[0] == "1", f"one proxy process, not two: {r}"
+    assert "[REDACTED]" in lines[1] and "[REDACTED]" in lines[2] and lines[3] == "DEBUG=1", r
+    assert_nothing_of([GITHUB, OPENAI], r.stdout.decode(), "a nested shell")
 
 
 def test_block_mode_ends_the_session(host):
