@@ -1,8 +1,9 @@
 """The protected environment end to end: deploy/entrypoint.sh, as the
 container runs it, on 127.0.0.1 with free ports and private directories.
 It creates a user, starts fail2ban, sshd and JupyterLab (HTTPS) as that
-user; the tests reach them the way people do (ssh, a browser) and check
-what they see, the audit trail, the fail2ban ban and a clean shutdown.
+user; the tests reach them as clients do (the ssh client, JupyterLab's
+REST and websocket APIs) and check what they see, the saved notebook,
+the audit trail, the fail2ban ban and a clean shutdown.
 
 Tests run in file order against one running environment: the ban test
 comes first, while the audit trail holds no failures yet, and the
