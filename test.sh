@@ -32,6 +32,9 @@ echo "== cargo test"
 cargo test --workspace --release --locked
 echo "== system tests"
 LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/system
+echo "== jupyter tests (ipykernel 6 and 7, JupyterLab in headless chromium)"
+tests/jupyter/setup.sh
+target/jupyter/venv-ik7/bin/python -m pytest -q tests/jupyter
 echo "== end-to-end: the protected environment (deploy/entrypoint.sh)"
 LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/e2e
 echo "== all tests passed"

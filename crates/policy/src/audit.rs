@@ -140,7 +140,7 @@ impl Event {
             host: origin.host.clone(),
             src: origin.src.clone(),
             notebook: origin.notebook.clone(),
-            parent: None,
+            parent: origin.parent.clone(),
             fingerprint: None,
             enforced: origin.enforced.then_some(true),
             sampled: None,
@@ -222,13 +222,24 @@ pub struct Origin {
     pub host: Option<String>,
     pub src: Option<String>,
     pub notebook: Option<String>,
+    /// The request the text belongs to (a Jupyter parent message id).
+    pub parent: Option<String>,
     /// Set by enforcement layers that user code cannot switch off.
     pub enforced: bool,
 }
 
 impl Origin {
     pub fn new(channel: Channel) -> Origin {
-        Origin { channel, user: None, session: None, host: hostname(), src: None, notebook: None, enforced: false }
+        Origin {
+            channel,
+            user: None,
+            session: None,
+            host: hostname(),
+            src: None,
+            notebook: None,
+            parent: None,
+            enforced: false,
+        }
     }
 
     /// The client address of an SSH session: the first field of `SSH_CONNECTION`.

@@ -41,6 +41,11 @@ _BLOCK_RE = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S
 
 
 def _ipython_dir():
+    # IPython falls back to a temporary directory when IPYTHONDIR cannot be
+    # written; a config written there would be lost, so use it as given.
+    env = os.environ.get("IPYTHONDIR")
+    if env:
+        return os.path.abspath(os.path.expanduser(env))
     try:
         from IPython.paths import get_ipython_dir
 
