@@ -2,8 +2,9 @@
 container runs it, on 127.0.0.1 with free ports and private directories.
 It creates a user, starts fail2ban, sshd and JupyterLab (HTTPS) as that
 user; the tests reach them as clients do (the ssh client, JupyterLab's
-REST and websocket APIs) and check what they see, the saved notebook,
-the audit trail, the fail2ban ban and a clean shutdown.
+REST and websocket APIs, JupyterLab in headless Chromium) and check what
+they see, the saved notebook, the audit trail, the fail2ban ban and a
+clean shutdown.
 
 Tests run in file order against one running environment: the ban test
 comes first, while the audit trail holds no failures yet, and the
@@ -39,10 +40,11 @@ USER = "lge2e"
 GROUP = "leakguard"
 MAXRETRY = 3
 ENTRYPOINT = os.path.join(ROOT, "deploy", "entrypoint.sh")
+SHOTS = os.path.join(ROOT, "target", "e2e")  # screenshots of the browser test
 
 # Test secrets, put together at run time.
 OPENAI = "sk-proj-" + "Xq3Tb8NwLp5Rk2Vz7Hc9Md4Fs6Gj1Ay0" + "Ue8Wo3Bi5Kt7Nr2Lx9Pv4Qm6Cz1Dh8Ef3Jg5"
-GITHUB = "ghp_" + "Tz4Lw8Qp2Rn6Kv9Xs3Bm" + "7Hd1Fc5Gj0Ya8Ue2W"
+GITHUB = "ghp_" + "Tz4Lw8Qp2Rn6Kv9Xs3Bm" + "7Hd1Fc5Gj0Ya8Ue2"
 AWS_KEY_ID = "AKIA" + "Q7LTRWZB3N5X2KPD"
 AWS_SECRET = "Hk7pQ2vL9xRt4Wm8Zc3N" + "b6Fd1Gs5Jy0Ua2Ei7Ko4"
 HF = "hf_" + "Pq7Lk2Vx9Rt4Wm8Zc3Nb" + "6Fd1Gs5JyUaEiKoRb"
@@ -136,6 +138,8 @@ class Environment:
         # A setting by its design-document name, for every channel.
         self.trusted = os.path.join(self.workspace, "trusted") + "/"
         self.env["ALLOWLIST_PATHS"] = json.dumps(["/workspace/trusted/", self.trusted])
+        # tests/jupyter/lab_driver.mjs drives the page through window.jupyterapp.
+        self.env["LEAKGUARD_JUPYTER_ARGS"] = "--LabApp.expose_app_in_browser=True"
         self.url = f"https://127.0.0.1:{self.jupyter_port}"
         self.wss = f"wss://127.0.0.1:{self.jupyter_port}"
         self.proc = None
@@ -228,6 +232,12 @@ def env(leakguard):
                                   start_new_session=True)
         wait_for("the environment to answer", e.healthy, timeout=180, interval=0.5)
         user = pwd.getpwnam(USER)
+        # No "Jupyter news" question in the screenshots.
+        settings = os.path.join(user.pw_dir, ".jupyter", "lab", "user-settings", "@jupyterlab", "apputils-extension")
+        os.makedirs(settings, exist_ok=True)
+        with open(os.path.join(settings, "notification.jupyterlab-settings"), "w") as f:
+            json.dump({"fetchNews": "false", "checkForUpdates": False}, f)
+        subprocess.run(["chown", "-R", f"{USER}:", os.path.join(user.pw_dir, ".jupyter")], check=True)
         for folder in (user.pw_dir, e.workspace):
             with open(os.path.join(folder, ".env"), "w") as f:
                 f.write(ENV_FILE)
@@ -296,8 +306,9 @@ def kernel_run(env, code, notebook=None):
     """Runs code in a new kernel through the server's websocket (for a
     notebook's session when one is named); every frame received."""
     if notebook:
-        session = env.api("POST", "/api/sessions", {"path": notebook, "name": os.path.basename(notebook),
-                                                    "type": "notebook", "kernel": {"name": "python3"}})
+        # jupyter_server gives the kernel <root>/<session name> as the notebook (JPY_SESSION_NAME).
+        session = env.api("POST", "/api/sessions", {"path": notebook, "name": notebook, "type": "notebook",
+                                                    "kernel": {"name": "python3"}})
         kernel = session["kernel"]
     else:
         kernel = env.api("POST", "/api/kernels", {"name": "python3"})
@@ -337,7 +348,8 @@ def stdout(frames):
 
 def test_allowlisted_notebooks_are_not_filtered(env):
     """ALLOWLIST_PATHS, given to the entrypoint, reaches the kernels (and SSH sessions)."""
-    _, out = kernel_run(env, f"print('{GITHUB[:10]}' + '{GITHUB[10:]}')", notebook="trusted/t.ipynb")
+    # The code holds no piece of a secret: the user's IPython history is shared by every kernel.
+    _, out = kernel_run(env, f"print(open({os.path.join(env.workspace, '.env')!r}).read())", notebook="trusted/t.ipynb")
     assert GITHUB in out, out
     r = env.run("printenv ALLOWLIST_PATHS")
     assert r.stdout.decode().strip() == env.env["ALLOWLIST_PATHS"], r
@@ -357,6 +369,58 @@ def test_terminal_is_masked(env):
     shown = stdout(frames)
     assert "the-end" in shown and "[REDACTED]" in shown and "DEBUG=1" in shown, shown
     assert_nothing_of(SECRETS, shown, "the Jupyter terminal")
+
+
+NOTEBOOK_CELLS = [
+    "print(open('.env').read())",
+    "from IPython.display import HTML, display\n"
+    "s = dict(line.split('=', 1) for line in open('.env').read().split())\n"
+    "display(HTML('<b>OpenAI key</b> ' + s['OPENAI_API_KEY']))",
+    "s['GITHUB_TOKEN']",
+    "raise ValueError('bad credentials ' + s['OPENAI_API_KEY'])",
+]
+
+
+def test_browser_notebook_and_terminal(env):
+    """JupyterLab over HTTPS in headless Chromium (tests/jupyter/lab_driver.mjs):
+    a notebook printing the .env, a terminal running cat .env."""
+    require("node", "/usr/bin/chromium")
+    modules = os.path.join(ROOT, "target", "jupyter", "node", "node_modules")
+    assert os.path.isdir(os.path.join(modules, "playwright-core")), "run tests/jupyter/setup.sh first (test.sh does)"
+    user = pwd.getpwnam(USER)
+    nb = {"nbformat": 4, "nbformat_minor": 5,
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "source": src, "outputs": [],
+                     "execution_count": None} for i, src in enumerate(NOTEBOOK_CELLS)]}
+    path = os.path.join(env.workspace, "secrets.ipynb")
+    with open(path, "w") as f:
+        json.dump(nb, f)
+    os.chown(path, user.pw_uid, user.pw_gid)
+    os.makedirs(SHOTS, exist_ok=True)
+    p = subprocess.run(
+        ["node", os.path.join(ROOT, "tests", "jupyter", "lab_driver.mjs"), "--url", env.url,
+         "--token", env.env["JUPYTER_TOKEN"], "--path", "secrets.ipynb",
+         "--screenshot", os.path.join(SHOTS, "notebook.png"),
+         "--terminal-command", "cat .env; echo the-''end", "--terminal-done", "the-end",
+         "--terminal-screenshot", os.path.join(SHOTS, "terminal.png")],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "LEAKGUARD_NODE_MODULES": modules})
+    assert p.returncode == 0, f"the browser driver failed:\n{p.stderr[-3000:]}\n{env.log()[-3000:]}"
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    shown = "\n".join(seen["outputs"])
+    assert seen["cells"] == len(NOTEBOOK_CELLS)
+    assert "GITHUB_TOKEN=[REDACTED]" in shown and "DEBUG=1" in shown, shown
+    assert "OpenAI key [REDACTED]" in shown and "ValueError: bad credentials [REDACTED]" in shown, shown
+    assert_nothing_of(SECRETS, shown, "the notebook page")
+    assert "[REDACTED]" in seen["terminal"] and "the-end" in seen["terminal"], seen["terminal"]
+    assert_nothing_of(SECRETS, seen["terminal"], "the terminal page")
+    assert seen["frames"], "no websocket frames were seen"
+    assert_nothing_of(SECRETS, "\n".join(seen["frames"]), "the websocket frames")
+    saved = open(path).read()
+    assert "[REDACTED]" in saved
+    assert_nothing_of(SECRETS, saved, "the saved notebook")
+    for shot in ("notebook.png", "terminal.png"):
+        with open(os.path.join(SHOTS, shot), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_saved_notebook_is_masked(env):
