@@ -6,9 +6,10 @@
 #   entrypoint.sh [start]          set up, start every service, wait; SIGTERM,
 #                                  SIGINT or SIGHUP stop them all
 #   entrypoint.sh health           exit 0 when the enabled services answer
-#   entrypoint.sh install-jupyter  enable the kernel extension, the terminal
-#                                  shell and the pre-save hook in the Python
-#                                  environment (run once at image build too)
+#   entrypoint.sh install-jupyter  enable the kernel extension, the kernel
+#                                  proxy, the terminal shell and the pre-save
+#                                  hook in the Python environment (run once
+#                                  at image build too)
 #
 # The container image runs it under tini; ./start.sh and tests/e2e run the
 # same script outside Docker. Every port, path and switch comes from the
@@ -58,6 +59,8 @@ jupyter=$(switch LEAKGUARD_JUPYTER on)
 sshd=$(switch LEAKGUARD_SSHD "$root_default")
 fail2ban=$(switch LEAKGUARD_FAIL2BAN "$sshd")
 tls=$(switch LEAKGUARD_TLS on)
+# Kernels run behind `leakguard kernel-proxy`, which user code cannot switch off.
+enforce_kernels=$(switch LEAKGUARD_ENFORCE_KERNELS on)
 tls_cert=${LEAKGUARD_TLS_CERT:-$state_dir/tls/jupyter.crt}
 tls_key=${LEAKGUARD_TLS_KEY:-$state_dir/tls/jupyter.key}
 run_dir=$state_dir/run
@@ -376,6 +379,12 @@ with open(path + ".tmp", "w") as f:
 os.replace(path + ".tmp", path)
 EOF
   "$python" -m leakguard.jupyter_cli install --sys-prefix >&2
+  if [ "$enforce_kernels" = on ]; then
+    # The environment's kernelspecs (the server's data dir holds none of the user's).
+    JUPYTER_DATA_DIR=$state_dir/jupyter/data "$python" -m leakguard.jupyter_cli install --enforce --leakguard "$bin" >&2
+  else
+    JUPYTER_DATA_DIR=$state_dir/jupyter/data "$python" -m leakguard.jupyter_cli uninstall --enforce >&2
+  fi
 }
 
 setup_jupyter() {

@@ -164,8 +164,12 @@ class Environment:
         req = urllib.request.Request(self.url + path, data=data, method=method,
                                      headers={"Authorization": f"token {self.env['JUPYTER_TOKEN']}",
                                               "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, context=INSECURE, timeout=60) as r:
-            text = r.read().decode()
+        try:
+            with urllib.request.urlopen(req, context=INSECURE, timeout=60) as r:
+                text = r.read().decode()
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{method} {path}: {e}: {e.read().decode(errors='replace')[-2000:]}\n"
+                                 f"entrypoint log:\n{self.log()[-4000:]}") from None
         return json.loads(text) if text else None
 
     def websocket(self, path):
@@ -341,6 +345,20 @@ def test_kernel_output_is_masked(env):
     assert_nothing_of(SECRETS, "".join(frames), "the kernel's websocket frames")
 
 
+def test_kernels_run_behind_the_proxy(env):
+    """User code that switches the in-kernel extension off still shows masks:
+    the kernel proxy, outside the kernel, catches what it sends."""
+    spec = env.api("GET", "/api/kernelspecs")["kernelspecs"]["python3"]["spec"]
+    assert "kernel-proxy" in spec["argv"], spec["argv"]
+    code = ("import leakguard.ipython as lg; lg.unload(get_ipython()); "
+            f"print(open({os.path.join(env.workspace, '.env')!r}).read())")
+    frames, out = kernel_run(env, code)
+    assert out.count("[REDACTED]") == 5 and "DEBUG=1" in out, out
+    assert_nothing_of(SECRETS, "".join(frames), "the kernel's websocket frames with the extension off")
+    events = [json.loads(line) for line in open(env.audit)]
+    assert any(e.get("enforced") and e["event"] == "secret_detected" and e["channel"] == "jupyter" for e in events)
+
+
 def stdout(frames):
     """What a terminal showed, from its websocket frames."""
     return "".join(m[1] for m in map(json.loads, frames) if m[0] == "stdout")
@@ -405,7 +423,7 @@ def test_browser_notebook_and_terminal(env):
          "--terminal-screenshot", os.path.join(SHOTS, "terminal.png")],
         capture_output=True, text=True, timeout=300, env={**os.environ, "LEAKGUARD_NODE_MODULES": modules})
     assert p.returncode == 0, f"the browser driver failed:\n{p.stderr[-3000:]}\n{env.log()[-3000:]}"
-    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    seen = json.loads(p.stdout.strip().split("\n")[-1])  # not splitlines: frames may hold U+2028
     shown = "\n".join(seen["outputs"])
     assert seen["cells"] == len(NOTEBOOK_CELLS)
     assert "GITHUB_TOKEN=[REDACTED]" in shown and "DEBUG=1" in shown, shown
