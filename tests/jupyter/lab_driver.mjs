@@ -7,7 +7,12 @@
 // container; it asserts nothing itself.
 //
 //   node lab_driver.mjs --url http://127.0.0.1:PORT --token T --path dir/nb.ipynb \
-//        --screenshot out.png [--timeout 120]
+//        --screenshot out.png [--timeout 120] \
+//        [--terminal-command CMD --terminal-done MARKER --terminal-screenshot term.png]
+// With --terminal-command it then opens a terminal, types CMD at the first
+// prompt, waits for MARKER in the terminal's output and takes a second
+// screenshot; the JSON gains `terminal` (everything the terminal showed).
+// HTTPS servers with self-signed certificates are accepted.
 // Environment: LEAKGUARD_NODE_MODULES (where playwright-core is installed,
 // default target/jupyter/node/node_modules), CHROMIUM (default /usr/bin/chromium).
 
@@ -38,6 +43,7 @@ const context = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   viewport: { width: 1280, height: 900 },
+  ignoreHTTPSErrors: true, // servers with a self-signed certificate
   args: [
     '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run',
@@ -47,9 +53,27 @@ try {
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(timeout);
   const frames = [];
+  const terminal = []; // what terminals' websockets sent: ["stdout", text] frames
   page.on('websocket', (ws) => {
-    ws.on('framereceived', (f) => frames.push(typeof f.payload === 'string' ? f.payload : f.payload.toString('latin1')));
+    ws.on('framereceived', (f) => {
+      const text = typeof f.payload === 'string' ? f.payload : f.payload.toString('latin1');
+      frames.push(text);
+      if (ws.url().includes('/terminals/websocket/')) {
+        try {
+          const m = JSON.parse(text);
+          if (m[0] === 'stdout') terminal.push(m[1]);
+        } catch (e) { /* not JSON: not a terminal message */ }
+      }
+    });
   });
+  const shown = () => terminal.join('');
+  const until = async (what, test) => {
+    const deadline = Date.now() + timeout;
+    while (!test()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; the terminal showed: ${shown()}`);
+      await page.waitForTimeout(100);
+    }
+  };
   await page.goto(`${opt.url}/lab/tree/${opt.path}?token=${opt.token}&reset`);
   await page.waitForSelector('.jp-Notebook .jp-Cell');
   // The kernel is ready when the toolbar's status says so.
@@ -75,7 +99,19 @@ try {
   await page.evaluate(() => window.jupyterapp.commands.execute('docmanager:save'));
   await page.waitForFunction(() => !window.jupyterapp.shell.currentWidget.context.model.dirty);
   await page.screenshot({ path: opt.screenshot, fullPage: false });
-  process.stdout.write(JSON.stringify({ outputs, frames, cells, screenshot: opt.screenshot }) + '\n');
+  if (opt['terminal-command']) {
+    // A terminal: type the command once its shell prompts, wait for its end marker.
+    await page.evaluate(() => window.jupyterapp.commands.execute('terminal:create-new'));
+    await page.waitForSelector('.jp-Terminal .xterm');
+    await until('the prompt', () => /[$#] $/.test(shown().replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')));
+    await page.click('.jp-Terminal .xterm');
+    await page.keyboard.type(opt['terminal-command']);
+    await page.keyboard.press('Enter');
+    await until('the command', () => shown().includes(opt['terminal-done']));
+    await page.waitForTimeout(500); // let xterm draw
+    await page.screenshot({ path: opt['terminal-screenshot'], fullPage: false });
+  }
+  process.stdout.write(JSON.stringify({ outputs, frames, cells, screenshot: opt.screenshot, terminal: shown() }) + '\n');
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });

@@ -22,16 +22,6 @@ run() {
   fi
 }
 
-# cargo and maturin builds share one lock with the other builds on this machine.
-lock="${LEAKGUARD_CARGO_LOCK:-/work/cargo.lock}"
-locked() {
-  if command -v flock >/dev/null && [ -d "$(dirname "$lock")" ]; then
-    flock "$lock" "$@"
-  else
-    "$@"
-  fi
-}
-
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   need=()
   dpkg -s chromium >/dev/null 2>&1 || need+=(chromium)
@@ -61,7 +51,7 @@ venv "$out/venv-ik6" "ipykernel~=6.31.0" "${common[@]}"
 venv "$out/venv-ik7" "ipykernel~=7.4.0" "${common[@]}" jupyterlab jupyter_server "maturin>=1.5,<2"
 
 rm -rf "$out/wheels"
-run locked "$out/venv-ik7/bin/maturin" build --release --compatibility linux \
+run scripts/with-build-lock "$out/venv-ik7/bin/maturin" build --release --compatibility linux \
   -m crates/python/Cargo.toml -i "$out/venv-ik7/bin/python" -o "$out/wheels"
 wheel=$(ls "$out"/wheels/leakguard-*.whl)
 sum=$(sha256sum "$wheel" | cut -d' ' -f1)

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import signal
+import shutil
 import subprocess
 import time
 
@@ -362,6 +363,13 @@ def test_install_enforce_status_and_uninstall(line, tmp_path):
     assert "supported_encryption" not in spec["metadata"] and spec["metadata"]["debugger"] is True
     r = _cli(python, "status", env=env)
     assert "py: enforced" in r.stdout, r.stdout
+    # Installing again with the binary elsewhere points the spec at it; the original stays saved.
+    moved = shutil.copy(support.binary(), tmp_path / "moved-leakguard")
+    r = _cli(python, "install", "--enforce", "--kernel", "py", "--leakguard", moved, env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((spec_dir / "kernel.json").read_text())["argv"] == [str(moved), *spec["argv"][1:]]
+    r = _cli(python, "install", "--enforce", "--kernel", "py", "--leakguard", support.binary(), env=env)
+    assert json.loads((spec_dir / "kernel.json").read_text()) == spec
 
     km = KernelManager(kernel_name="py", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]),
                        connection_file=str(tmp_path / "conn.json"))

@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from conftest import require
-from support import ROOT, SshUser, wait_for
+from support import ROOT, SshUser, assert_nothing_of, wait_for
 
 USER = "lgtest"
 GROUP = "leakguard"
@@ -21,18 +21,6 @@ OPENAI = "sk-proj-R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9pR7kPq2LmN9xVt4Hs8WzC1b"
 PASSWORD = "Qv7pLw2xZr9Kd3"
 ENV_FILE = f"OPENAI_API_KEY={OPENAI}\nGITHUB_TOKEN={GITHUB}\nDEBUG=1\n"
 SECRETS = [GITHUB, OPENAI, PASSWORD]
-
-
-def pieces(secret, n=6):
-    """Every run of n characters of a secret's body (after its prefix)."""
-    body = secret.split("_", 1)[-1] if secret.startswith("ghp_") else secret.removeprefix("sk-proj-")
-    return {body[i:i + n] for i in range(len(body) - n + 1)}
-
-
-def assert_nothing_of(secrets, text, what):
-    for s in secrets:
-        for p in pieces(s):
-            assert p not in text, f"{what} shows {p!r} of a secret:\n{text}"
 
 
 class Host:

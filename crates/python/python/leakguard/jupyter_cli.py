@@ -236,7 +236,10 @@ def enforced_argv(argv, leakguard, interrupt_mode="signal"):
 def enforced_spec(spec, leakguard):
     """A kernelspec (kernel.json as a dict) rewritten to run behind the proxy."""
     if is_enforced(spec):
-        return dict(spec)
+        # Installing again points the spec at this binary (it may have moved).
+        out = dict(spec)
+        out["argv"] = [leakguard, *spec["argv"][1:]]
+        return out
     mode = spec.get("interrupt_mode") or "signal"
     out = dict(spec)
     out["argv"] = enforced_argv(list(spec.get("argv") or []), leakguard, mode)
