@@ -12,6 +12,7 @@ use std::cell::Cell;
 
 use leakguard_jupyter::content::Node;
 use leakguard_jupyter::guarded::Runner;
+use pyo3::exceptions::PyRecursionError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -21,6 +22,10 @@ use crate::utf8;
 /// kernel's other threads run meanwhile; shorter ones take less time than
 /// handing the GIL over and back.
 const UNLOCK_AT: usize = 16 * 1024;
+
+/// Deepest nesting walked, as Python's own recursion limit: deeper objects
+/// (or one that holds itself) are an error, not a crashed kernel.
+const MAX_DEPTH: usize = 1000;
 
 /// Runs long checks without the GIL.
 pub(crate) struct Unlocked<'py>(pub(crate) Python<'py>);
@@ -35,18 +40,41 @@ impl Runner for Unlocked<'_> {
 pub(crate) struct PyNode<'a, 'py> {
     pub(crate) obj: Bound<'py, PyAny>,
     /// Whether `obj` is a new object.
-    pub(crate) changed: bool,
+    changed: bool,
+    depth: usize,
     /// The first error of the walk (raised when it is over).
     error: &'a Cell<Option<PyErr>>,
 }
 
 impl<'a, 'py> PyNode<'a, 'py> {
     pub(crate) fn new(obj: Bound<'py, PyAny>, error: &'a Cell<Option<PyErr>>) -> Self {
-        PyNode { obj, changed: false, error }
+        PyNode { obj, changed: false, depth: 0, error }
     }
 
     fn child(&self, obj: Bound<'py, PyAny>) -> Self {
-        PyNode::new(obj, self.error)
+        PyNode { depth: self.depth + 1, ..PyNode::new(obj, self.error) }
+    }
+
+    /// Whether to go into this container: not after an error (the walk is
+    /// over), nor past [`MAX_DEPTH`].
+    fn enter(&self) -> bool {
+        if self.failed() {
+            return false;
+        }
+        if self.depth >= MAX_DEPTH {
+            self.fail(PyRecursionError::new_err(format!(
+                "leakguard cannot check this message: it is nested deeper than {MAX_DEPTH} levels or holds itself"
+            )));
+            return false;
+        }
+        true
+    }
+
+    fn failed(&self) -> bool {
+        let e = self.error.take();
+        let failed = e.is_some();
+        self.error.set(e);
+        failed
     }
 
     fn fail(&self, e: PyErr) {
@@ -85,10 +113,16 @@ impl Node for PyNode<'_, '_> {
         } else {
             return;
         };
+        if items.is_empty() || !self.enter() {
+            return;
+        }
         let mut new: Option<Vec<Bound<'_, PyAny>>> = None;
         for (i, x) in items.iter().enumerate() {
             let mut child = self.child(x);
             f(&mut child);
+            if self.failed() {
+                return;
+            }
             if child.changed {
                 new.get_or_insert_with(|| items.iter().collect())[i] = child.obj;
             }
@@ -103,7 +137,7 @@ impl Node for PyNode<'_, '_> {
 
     fn entries(&mut self, f: &mut dyn FnMut(&str, &mut Self) -> Option<String>) {
         let Ok(d) = self.obj.downcast::<PyDict>() else { return };
-        if d.is_empty() {
+        if d.is_empty() || !self.enter() {
             return;
         }
         // A private copy, for the same reason as a list's snapshot; it
@@ -120,6 +154,9 @@ impl Node for PyNode<'_, '_> {
                 let key = k.downcast::<PyString>().ok().map(text_of);
                 f(key.as_deref().unwrap_or(""), &mut child)
             };
+            if self.failed() {
+                return;
+            }
             if child.changed || new_key.is_some() {
                 changes.push((i, k, new_key, child.changed.then_some(child.obj)));
             }
