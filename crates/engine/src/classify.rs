@@ -4,13 +4,13 @@
 //! Token starts and digit runs are then found with shifts and ANDs instead of
 //! a loop per byte, which is what lets the matcher skip tensor dumps, logs
 //! and base64 at several GB/s. On x86_64 the masks come from SSE2 (always
-//! present there); elsewhere from a scalar loop that the tests hold equal.
+//! present there) or AVX2; elsewhere from a scalar loop that the tests hold equal.
 
 /// Class masks of one 64-byte block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Masks {
     pub digit: u64,
-    pub alpha: u64,
+    pub alnum: u64,
     /// Alphanumerics plus `-` `_` `.` `+` `/`: bytes that can sit inside a token.
     pub token: u64,
     /// Space or dash: what may separate digit groups (`4111 1111`, `138-1234`).
@@ -20,29 +20,64 @@ pub(crate) struct Masks {
     /// Bytes that may start an escape sequence, a backspace or an invisible
     /// character (ESC, BS, and the UTF-8 lead bytes E1, E2, EF, C2).
     pub special: u64,
-}
-
-impl Masks {
-    #[inline]
-    pub fn alnum(&self) -> u64 {
-        self.digit | self.alpha
-    }
+    /// Bytes in the classifier's first and second [`ByteSet`]s.
+    pub first: u64,
+    pub second: u64,
 }
 
 pub(crate) const BLOCK: usize = 64;
 
-/// Picks the widest SIMD the CPU has, once.
+/// A set of bytes that SIMD tests 32 at a time with two table lookups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ByteSet {
+    /// Bit `h` of `lo[l]` says whether the ASCII byte `h << 4 | l` is in.
+    lo: [u8; 16],
+    /// Whether the bytes 0x80..=0xff are in (all or none).
+    high: bool,
+}
+
+impl ByteSet {
+    pub fn insert(&mut self, b: u8) {
+        if b >= 0x80 {
+            self.high = true;
+        } else {
+            self.lo[(b & 15) as usize] |= 1 << (b >> 4);
+        }
+    }
+
+    pub fn contains(&self, b: u8) -> bool {
+        if b >= 0x80 { self.high } else { self.lo[(b & 15) as usize] >> (b >> 4) & 1 == 1 }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.high && self.lo == [0; 16]
+    }
+}
+
+/// Picks the widest SIMD the CPU has, once, and holds the byte sets whose
+/// masks ([`Masks::first`], [`Masks::second`]) its user needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Classifier {
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
+    first: ByteSet,
+    second: ByteSet,
+    with_sets: bool,
 }
 
 impl Classifier {
+    #[cfg(test)]
     pub fn new() -> Classifier {
+        Classifier::with_sets(ByteSet::default(), ByteSet::default())
+    }
+
+    pub fn with_sets(first: ByteSet, second: ByteSet) -> Classifier {
         Classifier {
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
+            first,
+            second,
+            with_sets: !(first.is_empty() && second.is_empty()),
         }
     }
 
@@ -53,29 +88,48 @@ impl Classifier {
         {
             if self.avx2 {
                 // SAFETY: AVX2 was detected at run time.
-                unsafe { avx2::classify(block) }
+                unsafe {
+                    let mut m = avx2::classify(block);
+                    if self.with_sets {
+                        (m.first, m.second) = avx2_sets::sets(block, &self.first, &self.second);
+                    }
+                    m
+                }
             } else {
                 // SAFETY: SSE2 is part of the x86_64 baseline.
-                unsafe { sse2::classify(block) }
+                let mut m = unsafe { sse2::classify(block) };
+                if self.with_sets {
+                    (m.first, m.second) = sets_scalar(block, &self.first, &self.second);
+                }
+                m
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            classify_scalar(block)
+            classify_scalar(block, &self.first, &self.second)
         }
     }
 }
 
+fn sets_scalar(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet) -> (u64, u64) {
+    let (mut f, mut s) = (0, 0);
+    for (i, &b) in block.iter().enumerate() {
+        f |= (first.contains(b) as u64) << i;
+        s |= (second.contains(b) as u64) << i;
+    }
+    (f, s)
+}
+
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
+pub(crate) fn classify_scalar(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet) -> Masks {
     let mut m = Masks::default();
     for (i, &b) in block.iter().enumerate() {
         let bit = 1u64 << i;
         if b.is_ascii_digit() {
             m.digit |= bit;
         }
-        if b.is_ascii_alphabetic() {
-            m.alpha |= bit;
+        if b.is_ascii_alphanumeric() {
+            m.alnum |= bit;
         }
         if b.is_ascii_alphanumeric() || b"-_.+/".contains(&b) {
             m.token |= bit;
@@ -93,6 +147,7 @@ pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
             m.special |= bit;
         }
     }
+    (m.first, m.second) = sets_scalar(block, first, second);
     m
 }
 
@@ -136,9 +191,10 @@ macro_rules! simd_classify {
                         let dash = eq(v, b'-');
                         let punct = $or($or(dash, eq(v, b'_')), $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))));
                         let shift = $width * lane;
+                        let alnum = $or(digit, alpha);
                         m.digit |= bits(digit) << shift;
-                        m.alpha |= bits(alpha) << shift;
-                        m.token |= bits($or($or(digit, alpha), punct)) << shift;
+                        m.alnum |= bits(alnum) << shift;
+                        m.token |= bits($or(alnum, punct)) << shift;
                         m.sep |= bits($or(eq(v, b' '), dash)) << shift;
                         m.backslash |= bits(eq(v, b'\\')) << shift;
                         m.percent |= bits(eq(v, b'%')) << shift;
@@ -182,6 +238,40 @@ simd_classify!(
     _mm256_movemask_epi8,
     u32
 );
+
+#[cfg(target_arch = "x86_64")]
+mod avx2_sets {
+    use super::{BLOCK, ByteSet};
+    use core::arch::x86_64::*;
+
+    /// Masks of the bytes in `a` and in `b`: per byte, the low nibble picks
+    /// a table entry and the high nibble one of its bits.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn sets(block: &[u8; BLOCK], a: &ByteSet, b: &ByteSet) -> (u64, u64) {
+        unsafe {
+            let table = |s: &ByteSet| _mm256_broadcastsi128_si256(_mm_loadu_si128(s.lo.as_ptr() as *const __m128i));
+            let (ta, tb) = (table(a), table(b));
+            let bit_of_high = _mm256_setr_epi8(
+                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            );
+            let nibble = _mm256_set1_epi8(0x0f);
+            let zero = _mm256_setzero_si256();
+            let (mut ma, mut mb) = (0u64, 0u64);
+            for lane in 0..2 {
+                let v = _mm256_loadu_si256(block.as_ptr().add(32 * lane) as *const __m256i);
+                let lo = _mm256_and_si256(v, nibble);
+                let bit = _mm256_shuffle_epi8(bit_of_high, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+                let out_a = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(ta, lo), bit), zero);
+                let out_b = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(tb, lo), bit), zero);
+                let high = _mm256_movemask_epi8(v) as u32 as u64;
+                ma |= ((!(_mm256_movemask_epi8(out_a) as u32) as u64) | if a.high { high } else { 0 }) << (32 * lane);
+                mb |= ((!(_mm256_movemask_epi8(out_b) as u32) as u64) | if b.high { high } else { 0 }) << (32 * lane);
+            }
+            (ma, mb)
+        }
+    }
+}
 
 /// Bit `p` set iff bits `p..p+len` of `w` are all set (`len` in 1..=64).
 #[cfg(test)]
@@ -229,9 +319,9 @@ impl Runs {
 pub(crate) struct BlockWalker<'h> {
     classifier: Classifier,
     haystack: &'h [u8],
-    /// Masks of the previous, current and next block, rotating.
-    ring: [Masks; 3],
-    cur_slot: usize,
+    prev: Masks,
+    cur: Masks,
+    next: Masks,
     /// Offset of the current block in the haystack.
     pub at: usize,
     started: bool,
@@ -239,24 +329,37 @@ pub(crate) struct BlockWalker<'h> {
 
 impl<'h> BlockWalker<'h> {
     pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h> {
-        let mut w =
-            BlockWalker { classifier, haystack, ring: [Masks::default(); 3], cur_slot: 0, at: 0, started: false };
-        w.ring[1] = w.load(0);
+        let mut w = BlockWalker {
+            classifier,
+            haystack,
+            prev: Masks::default(),
+            cur: Masks::default(),
+            next: Masks::default(),
+            at: 0,
+            started: false,
+        };
+        w.next = w.load(0);
         w
     }
 
+    #[inline(always)]
     fn load(&self, at: usize) -> Masks {
         match self.haystack.get(at..at + BLOCK) {
             Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
-            None if at < self.haystack.len() => {
-                // Zero padding classifies as "nothing", which ends every run.
-                let mut pad = [0u8; BLOCK];
-                let tail = &self.haystack[at..];
-                pad[..tail.len()].copy_from_slice(tail);
-                self.classifier.classify(&pad)
-            }
-            None => Masks::default(),
+            None => self.load_tail(at),
         }
+    }
+
+    /// The last, partial block: zero padding classifies as "nothing", which ends every run.
+    #[cold]
+    fn load_tail(&self, at: usize) -> Masks {
+        if at >= self.haystack.len() {
+            return Masks::default();
+        }
+        let mut pad = [0u8; BLOCK];
+        let tail = &self.haystack[at..];
+        pad[..tail.len()].copy_from_slice(tail);
+        self.classifier.classify(&pad)
     }
 
     /// Moves to the next block; false at the end of the haystack.
@@ -269,25 +372,25 @@ impl<'h> BlockWalker<'h> {
         if self.at >= self.haystack.len() {
             return false;
         }
-        self.cur_slot = (self.cur_slot + 1) % 3;
-        let next = self.load(self.at + BLOCK);
-        self.ring[(self.cur_slot + 1) % 3] = next;
+        self.prev = self.cur;
+        self.cur = self.next;
+        self.next = self.load(self.at + BLOCK);
         true
     }
 
     #[inline]
     pub fn prev(&self) -> &Masks {
-        &self.ring[(self.cur_slot + 2) % 3]
+        &self.prev
     }
 
     #[inline]
     pub fn cur(&self) -> &Masks {
-        &self.ring[self.cur_slot]
+        &self.cur
     }
 
     #[inline]
     pub fn next(&self) -> &Masks {
-        &self.ring[(self.cur_slot + 1) % 3]
+        &self.next
     }
 }
 
@@ -316,11 +419,26 @@ mod tests {
 
     proptest! {
         #[test]
-        fn simd_equals_scalar(bytes in proptest::collection::vec(any::<u8>(), 64)) {
+        fn simd_equals_scalar(
+            bytes in proptest::collection::vec(any::<u8>(), 64),
+            first in proptest::collection::vec(any::<u8>(), 0..40),
+            second in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
             let block: [u8; 64] = bytes.try_into().unwrap();
-            prop_assert_eq!(Classifier::new().classify(&block), classify_scalar(&block));
+            let (mut a, mut b) = (ByteSet::default(), ByteSet::default());
+            first.iter().for_each(|&x| a.insert(x));
+            second.iter().for_each(|&x| b.insert(x));
+            let scalar = classify_scalar(&block, &a, &b);
+            prop_assert_eq!(Classifier::with_sets(a, b).classify(&block), scalar);
             #[cfg(target_arch = "x86_64")]
-            prop_assert_eq!(unsafe { sse2::classify(&block) }, classify_scalar(&block));
+            {
+                let mut m = unsafe { sse2::classify(&block) };
+                (m.first, m.second) = sets_scalar(&block, &a, &b);
+                prop_assert_eq!(m, scalar);
+            }
+            for (i, &x) in block.iter().enumerate() {
+                prop_assert_eq!(scalar.first >> i & 1 == 1, first.contains(&x) || (x >= 0x80 && first.iter().any(|&f| f >= 0x80)));
+            }
         }
 
         #[test]

@@ -22,7 +22,7 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
-use crate::classify::{BLOCK, BlockWalker, Classifier, Runs, from_ahead, from_behind, wide};
+use crate::classify::{BLOCK, BlockWalker, ByteSet, Classifier, Runs, from_ahead, from_behind, wide};
 use crate::normalize;
 
 /// Whether a token is, or could become, the start of a known secret prefix.
@@ -105,16 +105,16 @@ pub(crate) struct Prefilter {
 }
 
 struct PrefixIndex {
-    /// Bit per first two bytes of a prefix (in every case the prefix may
-    /// match in): a one-load reject for the many token starts that begin no prefix.
-    pairs: Box<[u64; 1024]>,
+    /// Rejects, with a few loads and no branch, the many token starts
+    /// (`grad_norm`, `tokenizers`, `user=`) that begin no prefix, before the
+    /// automaton (too big to stay in cache) walks.
+    starts: StartFilter,
     /// Case-insensitive; case-sensitive prefixes are checked after a hit.
     dfa: DFA,
     patterns: Vec<PrefixPattern>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
     min_token: Runs,
-    /// Whether some prefix starts with a digit (else numbers are skipped).
-    digit_led: bool,
+    min_token_len: usize,
 }
 
 struct PrefixPattern {
@@ -154,8 +154,10 @@ impl Prefilter {
         for (i, t) in rules.iter().enumerate() {
             let i = i as u32;
             for p in &t.prefixes {
-                prefix_lits.push((p.clone(), (i, t.token_run, t.prefix_case_sensitive)));
-                min_token = min_token.min(t.token_run);
+                // A match starts with the prefix, so its token is at least as long as the prefix's.
+                let run = t.token_run.max(p.iter().take_while(|&&b| is_token_byte(b)).count());
+                prefix_lits.push((p.clone(), (i, run, t.prefix_case_sensitive)));
+                min_token = min_token.min(run);
             }
             for k in &t.keywords {
                 keyword_lits.push((k.to_ascii_lowercase(), i));
@@ -168,10 +170,12 @@ impl Prefilter {
                 always.push(i);
             }
         }
+        let prefixes = PrefixIndex::new(prefix_lits, min_token);
+        let (first, second) = prefixes.as_ref().map_or_else(Default::default, PrefixIndex::byte_sets);
         Prefilter {
-            classifier: Classifier::new(),
+            classifier: Classifier::with_sets(first, second),
             reach,
-            prefixes: PrefixIndex::new(prefix_lits, min_token),
+            prefixes,
             keywords: KeywordIndex::new(keyword_lits),
             digits: (!digits.is_empty())
                 .then(|| DigitIndex { rules: digits, min_digits: Runs::new(min_digits.min(64)) }),
@@ -249,16 +253,18 @@ impl Prefilter {
             let inside_blob = c.token == u64::MAX && run >= LONG_RUN;
             run = if c.token == u64::MAX { run + BLOCK } else { c.token.leading_ones() as usize };
             if let Some(pi) = self.prefixes.as_ref().filter(|_| !inside_blob) {
-                let alnum = c.alnum();
-                let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
-                if !pi.digit_led {
-                    starts &= c.alpha;
-                }
+                let alnum = c.alnum;
+                let mut starts = alnum & !from_behind(p.alnum, alnum, 1);
                 // Starts after an escaped newline (`\nsk-...`) or a percent-encoding (`%3Dsk-...`).
                 starts |= alnum & from_behind(p.backslash, c.backslash, 2);
                 starts |= alnum & from_behind(p.percent, c.percent, 3);
+                // Whose first two bytes are those of some prefix.
+                starts &= c.first & from_ahead(c.second, n.second, 1);
                 if starts != 0 {
-                    let mut cand = starts & pi.min_token.of(wide(c.token, n.token)) as u64;
+                    if pi.min_token_len > MIN_TOKEN_FLOOR {
+                        starts &= pi.min_token.of(wide(c.token, n.token)) as u64;
+                    }
+                    let mut cand = pi.starts.filter(h, w.at, starts);
                     while cand != 0 {
                         let at = w.at + cand.trailing_zeros() as usize;
                         cand &= cand - 1;
@@ -290,9 +296,6 @@ impl Prefilter {
     }
 
     fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
-        if !pi.pair_may_start(h, at) {
-            return;
-        }
         let dfa = &pi.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
             return;
@@ -397,47 +400,101 @@ impl PrefixIndex {
             .start_kind(StartKind::Anchored)
             .build(patterns.iter().map(|p| &p.literal))
             .expect("a DFA over a few hundred short literals always builds");
-        let min_token = Runs::new(min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32);
-        let mut pairs = Box::new([0u64; 1024]);
+        let min_token_len = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK);
+        let min_token = Runs::new(min_token_len as u32);
+        let mut starts = StartFilter::new();
         for p in &patterns {
-            let (a, b) = (p.literal[0], p.literal[1]);
+            starts.insert(&p.literal, p.rules.iter().any(|r| !r.2));
+        }
+        Some(PrefixIndex { starts, dfa, patterns, min_token, min_token_len })
+    }
+
+    /// The bytes prefixes start with, and their second bytes, in every
+    /// case they may match in.
+    fn byte_sets(&self) -> (ByteSet, ByteSet) {
+        let (mut first, mut second) = (ByteSet::default(), ByteSet::default());
+        for p in &self.patterns {
             let any_case = p.rules.iter().any(|r| !r.2);
-            let cases = |x: u8| {
-                if any_case { [x.to_ascii_lowercase(), x.to_ascii_uppercase()] } else { [x, x] }
-            };
-            for a in cases(a) {
-                for b in cases(b) {
-                    let i = pair_index(a, b);
-                    pairs[i / 64] |= 1 << (i % 64);
+            for (set, b) in [(&mut first, p.literal[0]), (&mut second, p.literal[1])] {
+                set.insert(b);
+                if any_case {
+                    set.insert(b.to_ascii_lowercase());
+                    set.insert(b.to_ascii_uppercase());
                 }
             }
         }
-        let digit_led = patterns.iter().any(|p| p.literal[0].is_ascii_digit());
-        Some(PrefixIndex { pairs, dfa, patterns, min_token, digit_led })
+        (first, second)
+    }
+}
+
+/// The first bytes of every prefix, for a two-load check per token start:
+/// prefixes of four bytes or more by their first four folded to lower case,
+/// hashed into a Bloom-style bit table; the few shorter ones by their
+/// exact first two bytes (every case variant, if they match in any case).
+/// False positives only cost an automaton walk; there are no false negatives.
+struct StartFilter {
+    long: Box<[u64; LONG_BITS / 64]>,
+    short: Box<[u64; 1 << 10]>,
+}
+
+const LONG_BITS: usize = 1 << 16;
+
+#[inline(always)]
+fn long_slot(x: u32) -> usize {
+    ((x | 0x2020_2020) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
+        >> (usize::BITS - LONG_BITS.trailing_zeros())
+}
+
+#[inline(always)]
+fn bit(table: &[u64], i: usize) -> u64 {
+    table[i / 64] >> (i % 64) & 1
+}
+
+impl StartFilter {
+    fn new() -> StartFilter {
+        StartFilter { long: Box::new([0; LONG_BITS / 64]), short: Box::new([0; 1 << 10]) }
+    }
+
+    fn insert(&mut self, literal: &[u8], any_case: bool) {
+        if literal.len() >= 4 {
+            let i = long_slot(u32::from_le_bytes([literal[0], literal[1], literal[2], literal[3]]));
+            self.long[i / 64] |= 1 << (i % 64);
+            return;
+        }
+        let cases = |b: u8| if any_case { [b.to_ascii_lowercase(), b.to_ascii_uppercase()] } else { [b, b] };
+        for a in cases(literal[0]) {
+            for b in cases(literal[1]) {
+                let i = u16::from_le_bytes([a, b]) as usize;
+                self.short[i / 64] |= 1 << (i % 64);
+            }
+        }
+    }
+
+    /// The token starts among `cand` (bits of the block at `at`) that may begin a prefix.
+    #[inline]
+    fn filter(&self, h: &[u8], at: usize, mut cand: u64) -> u64 {
+        let mut keep = 0;
+        while cand != 0 {
+            let i = cand.trailing_zeros();
+            cand &= cand - 1;
+            let p = at + i as usize;
+            let x = match h.get(p..p + 4) {
+                Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                None => {
+                    let mut four = [0u8; 4];
+                    four[..h.len() - p].copy_from_slice(&h[p..]);
+                    u32::from_le_bytes(four)
+                }
+            };
+            keep |= (bit(&self.long[..], long_slot(x)) | bit(&self.short[..], (x & 0xffff) as usize)) << i;
+        }
+        keep
     }
 }
 
 /// Bytes the classifier counts as part of a token (see `classify::Masks::token`).
 pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_.+/".contains(&b)
-}
-
-#[inline]
-fn pair_index(a: u8, b: u8) -> usize {
-    (a as usize) << 8 | b as usize
-}
-
-impl PrefixIndex {
-    #[inline]
-    fn pair_may_start(&self, h: &[u8], at: usize) -> bool {
-        match h.get(at..at + 2) {
-            Some(&[a, b]) => {
-                let i = pair_index(a, b);
-                self.pairs[i / 64] >> (i % 64) & 1 == 1
-            }
-            _ => false,
-        }
-    }
 }
 
 impl KeywordIndex {
@@ -649,6 +706,42 @@ mod tests {
         let w = windows(&m, "id 11010519491231002X");
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].end, "id 11010519491231002X".len());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn start_filter_never_rejects_a_prefix(
+            lits in proptest::collection::vec((proptest::collection::vec(0x21u8..0x7f, 2..12), proptest::bool::ANY), 1..40),
+            which in proptest::prelude::any::<proptest::sample::Index>(),
+            flips in proptest::prelude::any::<u16>(),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
+        ) {
+            let mut f = StartFilter::new();
+            for (lit, any_case) in &lits {
+                f.insert(lit, *any_case);
+            }
+            let (lit, any_case) = which.get(&lits);
+            let mut text: Vec<u8> = lit.iter().enumerate()
+                .map(|(i, &b)| if *any_case && flips >> (i % 16) & 1 == 1 { b ^ 0x20 * b.is_ascii_alphabetic() as u8 } else { b })
+                .collect();
+            text.extend_from_slice(&tail);
+            proptest::prop_assert_eq!(f.filter(&text, 0, 1), 1);
+            let mut shifted = vec![b' '; 5];
+            shifted.extend_from_slice(&text);
+            proptest::prop_assert_eq!(f.filter(&shifted, 0, 1 << 5), 1 << 5);
+        }
+    }
+
+    #[test]
+    fn start_filter_rejects_most_words() {
+        let mut f = StartFilter::new();
+        for lit in ["registry", "username", "TRAVIS_TOKEN", "sk-", "AC"] {
+            f.insert(lit.as_bytes(), lit != "sk-" && lit != "AC");
+        }
+        let passes = |t: &str| f.filter(t.as_bytes(), 0, 1) == 1;
+        assert!(passes("REGISTRY_PASSWORD") && passes("UserName") && passes("sk-x") && passes("ACx"));
+        let words = ["regular", "usage", "train", "Sk-x", "SKU", "ac", "Ad"];
+        assert!(words.iter().filter(|w| passes(w)).count() <= 1, "a bloom false positive at most");
     }
 
     #[test]
