@@ -78,6 +78,9 @@ pub(crate) struct Triggers {
     pub prefix_case_sensitive: bool,
     pub keywords: Vec<Vec<u8>>,
     pub min_digits: Option<usize>,
+    /// Most digits a match holds, when every match also begins and ends at
+    /// a word boundary (so it is made of whole digit groups of the run).
+    pub max_digits: Option<usize>,
     /// Every match starts with at least this many token bytes: shorter
     /// tokens cannot hold one.
     pub token_run: usize,
@@ -138,9 +141,19 @@ enum KeywordSearch {
 }
 
 struct DigitIndex {
-    rules: Vec<u32>,
-    min_digits: Runs,
+    rules: Vec<DigitRule>,
+    /// Bytes in the shortest run any rule needs (digits and separators).
+    min_run: Runs,
 }
+
+struct DigitRule {
+    rule: u32,
+    min: usize,
+    max: Option<usize>,
+}
+
+/// Digit groups of a run beyond this many are not told apart.
+const MAX_GROUPS: usize = 16;
 
 impl Prefilter {
     pub fn new(rules: &[Triggers]) -> Prefilter {
@@ -163,7 +176,7 @@ impl Prefilter {
                 keyword_lits.push((k.to_ascii_lowercase(), i));
             }
             if let Some(n) = t.min_digits {
-                digits.push(i);
+                digits.push(DigitRule { rule: i, min: n, max: t.max_digits });
                 min_digits = min_digits.min(n as u32);
             }
             if t.prefixes.is_empty() && t.keywords.is_empty() && t.min_digits.is_none() {
@@ -178,7 +191,7 @@ impl Prefilter {
             prefixes,
             keywords: KeywordIndex::new(keyword_lits),
             digits: (!digits.is_empty())
-                .then(|| DigitIndex { rules: digits, min_digits: Runs::new(min_digits.min(64)) }),
+                .then(|| DigitIndex { rules: digits, min_run: Runs::new(min_digits.clamp(1, 64)) }),
             always,
         }
     }
@@ -284,7 +297,7 @@ impl Prefilter {
                 let run_start = c.digit
                     & !(from_behind(p.digit, c.digit, 1)
                         | (from_behind(p.sep, c.sep, 1) & from_behind(p.digit, c.digit, 2)));
-                let mut cand = run_start & di.min_digits.of(wide(ds, ds_next)) as u64;
+                let mut cand = run_start & di.min_run.of(wide(ds, ds_next)) as u64;
                 while cand != 0 {
                     let at = w.at + cand.trailing_zeros() as usize;
                     cand &= cand - 1;
@@ -326,16 +339,24 @@ impl Prefilter {
 
     fn digits_at(&self, di: &DigitIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
         // The run: digits, and single spaces or dashes between digits.
+        let mut groups = [0usize; MAX_GROUPS];
+        let mut n_groups = 0;
+        let mut digits = 0;
         let mut end = at;
         while end < h.len() {
-            if h[end].is_ascii_digit()
-                || (matches!(h[end], b' ' | b'-') && h.get(end + 1).is_some_and(u8::is_ascii_digit))
-            {
-                end += 1;
+            if h[end].is_ascii_digit() {
+                digits += 1;
+                if n_groups < MAX_GROUPS {
+                    groups[n_groups] += 1;
+                }
+            } else if matches!(h[end], b' ' | b'-') && h.get(end + 1).is_some_and(u8::is_ascii_digit) {
+                n_groups += 1;
             } else {
                 break;
             }
+            end += 1;
         }
+        let groups = &groups[..(n_groups + 1).min(MAX_GROUPS)];
         let before = at.checked_sub(1).map(|i| h[i]);
         let after = h.get(end).copied();
         let digit_at = |i: Option<usize>| i.and_then(|i| h.get(i)).is_some_and(u8::is_ascii_digit);
@@ -349,10 +370,24 @@ impl Prefilter {
         }
         // One byte more so a trailing check character (`...002X`) is in range.
         let end = (end + 1).min(h.len());
-        for &r in &di.rules {
-            out.push(Window { rule: r, anchored: false, start: at, end });
+        for r in &di.rules {
+            if digits >= r.min && r.max.is_none_or(|max| n_groups >= MAX_GROUPS || some_groups_sum(groups, r.min, max))
+            {
+                out.push(Window { rule: r.rule, anchored: false, start: at, end });
+            }
         }
     }
+}
+
+/// Whether some consecutive groups hold between `min` and `max` digits.
+fn some_groups_sum(groups: &[usize], min: usize, max: usize) -> bool {
+    (0..groups.len()).any(|i| {
+        let mut sum = 0;
+        groups[i..].iter().any(|&g| {
+            sum += g;
+            (min..=max).contains(&sum)
+        })
+    })
 }
 
 impl Matcher for Prefilter {
@@ -634,6 +669,7 @@ mod tests {
             prefix_case_sensitive: false,
             keywords: keywords.iter().map(|s| s.as_bytes().to_vec()).collect(),
             min_digits,
+            max_digits: None,
             token_run: prefixes.iter().map(|p| p.len()).min().unwrap_or(2).max(6),
             reach: Reach { back: 64, forward: 64, anchored_forward: 64, multiline: false },
         }
@@ -742,6 +778,20 @@ mod tests {
         assert!(passes("REGISTRY_PASSWORD") && passes("UserName") && passes("sk-x") && passes("ACx"));
         let words = ["regular", "usage", "train", "Sk-x", "SKU", "ac", "Ad"];
         assert!(words.iter().filter(|w| passes(w)).count() <= 1, "a bloom false positive at most");
+    }
+
+    #[test]
+    fn digit_runs_by_groups() {
+        let mut t = triggers(&[], &[], Some(14));
+        t.max_digits = Some(19);
+        let m = Prefilter::new(&[t]);
+        assert!(windows(&m, "ts=1717412522356 ").is_empty(), "13 digits");
+        assert!(windows(&m, "2024-06-03 12:58:49").is_empty(), "10 digits in groups");
+        assert_eq!(windows(&m, "id=13891441682524640831 ").len(), 0, "20 digits, one group");
+        assert_eq!(windows(&m, "card 4111 1111 1111 1111 2222 ok").len(), 1, "a card among the groups");
+        assert_eq!(windows(&m, "n 1389144168252464083 ").len(), 1);
+        let m = Prefilter::new(&[triggers(&[], &[], Some(14))]);
+        assert_eq!(windows(&m, "id=13891441682524640831 ").len(), 1, "no upper bound");
     }
 
     #[test]
