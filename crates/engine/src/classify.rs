@@ -81,20 +81,19 @@ impl Classifier {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    pub fn has_avx2(&self) -> bool {
+        self.avx2
+    }
+
     /// Classifies one block.
-    #[inline]
+    #[inline(always)]
     pub fn classify(&self, block: &[u8; BLOCK]) -> Masks {
         #[cfg(target_arch = "x86_64")]
         {
             if self.avx2 {
                 // SAFETY: AVX2 was detected at run time.
-                unsafe {
-                    let mut m = avx2::classify(block);
-                    if self.with_sets {
-                        (m.first, m.second) = avx2_sets::sets(block, &self.first, &self.second);
-                    }
-                    m
-                }
+                unsafe { avx2::classify(block, &self.first, &self.second, self.with_sets) }
             } else {
                 // SAFETY: SSE2 is part of the x86_64 baseline.
                 let mut m = unsafe { sse2::classify(block) };
@@ -151,8 +150,7 @@ pub(crate) fn classify_scalar(block: &[u8; BLOCK], first: &ByteSet, second: &Byt
     m
 }
 
-/// One SIMD implementation per vector width, from the same macro so the two
-/// cannot drift apart.
+/// The SSE2 classifier, for x86_64 CPUs without AVX2.
 macro_rules! simd_classify {
     ($name:ident, $feature:literal, $vec:ty, $lanes:expr, $width:expr,
      $load:ident, $set1:ident, $sub:ident, $min:ident, $cmpeq:ident, $or:ident, $movemask:ident, $mask_ty:ty) => {
@@ -223,53 +221,121 @@ simd_classify!(
     _mm_movemask_epi8,
     u16
 );
-simd_classify!(
-    avx2,
-    "avx2",
-    __m256i,
-    2,
-    32,
-    _mm256_loadu_si256,
-    _mm256_set1_epi8,
-    _mm256_sub_epi8,
-    _mm256_min_epu8,
-    _mm256_cmpeq_epi8,
-    _mm256_or_si256,
-    _mm256_movemask_epi8,
-    u32
-);
 
+/// The AVX2 classifier: two table lookups per nibble give each byte a set
+/// of class bits, from which every mask is one or two operations away.
 #[cfg(target_arch = "x86_64")]
-mod avx2_sets {
-    use super::{BLOCK, ByteSet};
+mod avx2 {
+    use super::{BLOCK, ByteSet, Masks};
     use core::arch::x86_64::*;
 
-    /// Masks of the bytes in `a` and in `b`: per byte, the low nibble picks
-    /// a table entry and the high nibble one of its bits.
-    #[target_feature(enable = "avx2")]
-    pub(crate) unsafe fn sets(block: &[u8; BLOCK], a: &ByteSet, b: &ByteSet) -> (u64, u64) {
-        unsafe {
-            let table = |s: &ByteSet| _mm256_broadcastsi128_si256(_mm_loadu_si128(s.lo.as_ptr() as *const __m128i));
-            let (ta, tb) = (table(a), table(b));
-            let bit_of_high = _mm256_setr_epi8(
-                1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0,
-                0, 0,
-            );
-            let nibble = _mm256_set1_epi8(0x0f);
-            let zero = _mm256_setzero_si256();
-            let (mut ma, mut mb) = (0u64, 0u64);
-            for lane in 0..2 {
-                let v = _mm256_loadu_si256(block.as_ptr().add(32 * lane) as *const __m256i);
-                let lo = _mm256_and_si256(v, nibble);
-                let bit = _mm256_shuffle_epi8(bit_of_high, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-                let out_a = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(ta, lo), bit), zero);
-                let out_b = _mm256_cmpeq_epi8(_mm256_and_si256(_mm256_shuffle_epi8(tb, lo), bit), zero);
-                let high = _mm256_movemask_epi8(v) as u32 as u64;
-                ma |= ((!(_mm256_movemask_epi8(out_a) as u32) as u64) | if a.high { high } else { 0 }) << (32 * lane);
-                mb |= ((!(_mm256_movemask_epi8(out_b) as u32) as u64) | if b.high { high } else { 0 }) << (32 * lane);
+    // Classes of the first table. Each is a product of a set of high and a
+    // set of low nibbles, which is what the two lookups can express.
+    const DIGIT: u8 = 1;
+    const ALPHA_UPPER_A: u8 = 2; // A-O and a-o
+    const ALPHA_UPPER_P: u8 = 4; // P-Z and p-z
+    const PUNCT: u8 = 8; // + - . /
+    const UNDERSCORE: u8 = 16;
+    const SEP: u8 = 32; // space and -
+    const BACKSLASH: u8 = 64;
+    const PERCENT: u8 = 128;
+    const ALNUM: u8 = DIGIT | ALPHA_UPPER_A | ALPHA_UPPER_P;
+    const TOKEN: u8 = ALNUM | PUNCT | UNDERSCORE;
+    /// (class, high nibbles, low nibbles)
+    const FIRST: &[(u8, &[u8], &[u8])] = &[
+        (DIGIT, &[3], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        (ALPHA_UPPER_A, &[4, 6], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+        (ALPHA_UPPER_P, &[5, 7], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        (PUNCT, &[2], &[0xb, 0xd, 0xe, 0xf]),
+        (UNDERSCORE, &[5], &[0xf]),
+        (SEP, &[2], &[0x0, 0xd]),
+        (BACKSLASH, &[5], &[0xc]),
+        (PERCENT, &[2], &[0x5]),
+    ];
+    /// ESC, BS, and the lead bytes E1 E2 EF and C2 (see `Masks::special`).
+    const SPECIAL: &[(u8, &[u8], &[u8])] =
+        &[(1, &[1], &[0xb]), (2, &[0], &[8]), (4, &[0xe], &[1, 2, 0xf]), (8, &[0xc], &[2])];
+
+    const fn tables(classes: &[(u8, &[u8], &[u8])]) -> ([u8; 16], [u8; 16]) {
+        let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
+        let mut c = 0;
+        while c < classes.len() {
+            let (bit, his, los) = classes[c];
+            let mut i = 0;
+            while i < his.len() {
+                hi[his[i] as usize] |= bit;
+                i += 1;
             }
-            (ma, mb)
+            i = 0;
+            while i < los.len() {
+                lo[los[i] as usize] |= bit;
+                i += 1;
+            }
+            c += 1;
         }
+        (hi, lo)
+    }
+
+    const FIRST_TABLES: ([u8; 16], [u8; 16]) = tables(FIRST);
+    const SPECIAL_TABLES: ([u8; 16], [u8; 16]) = tables(SPECIAL);
+    /// For a high nibble below 8, the bit `ByteSet::lo` keeps it at.
+    const BIT_OF_HIGH: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[inline(always)]
+    unsafe fn table(t: &[u8; 16]) -> __m256i {
+        unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr() as *const __m128i)) }
+    }
+
+    #[inline(always)]
+    unsafe fn bits(v: __m256i) -> u64 {
+        unsafe { _mm256_movemask_epi8(v) as u32 as u64 }
+    }
+
+    /// Bytes whose class bits meet `class`.
+    #[inline(always)]
+    unsafe fn any(c: __m256i, class: u8) -> u64 {
+        unsafe {
+            !bits(_mm256_cmpeq_epi8(_mm256_and_si256(c, _mm256_set1_epi8(class as i8)), _mm256_setzero_si256()))
+                & 0xffff_ffff
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn classify(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet, with_sets: bool) -> Masks {
+        let mut m = Masks::default();
+        unsafe {
+            let (first_hi, first_lo) = (table(&FIRST_TABLES.0), table(&FIRST_TABLES.1));
+            let (special_hi, special_lo) = (table(&SPECIAL_TABLES.0), table(&SPECIAL_TABLES.1));
+            let bit_of_high = table(&BIT_OF_HIGH);
+            let (set_a, set_b) = (table(&first.lo), table(&second.lo));
+            let nibble = _mm256_set1_epi8(0x0f);
+            for lane in 0..2 {
+                let shift = 32 * lane;
+                let v = _mm256_loadu_si256(block.as_ptr().add(shift) as *const __m256i);
+                let lo = _mm256_and_si256(v, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                let c = _mm256_and_si256(_mm256_shuffle_epi8(first_lo, lo), _mm256_shuffle_epi8(first_hi, hi));
+                let sp = _mm256_and_si256(_mm256_shuffle_epi8(special_lo, lo), _mm256_shuffle_epi8(special_hi, hi));
+                // A 16-bit shift left by 7 - k brings class bit k of every byte to its top bit.
+                m.digit |= bits(_mm256_slli_epi16(c, 7)) << shift;
+                m.alnum |= any(c, ALNUM) << shift;
+                m.token |= any(c, TOKEN) << shift;
+                m.sep |= bits(_mm256_slli_epi16(c, 2)) << shift;
+                m.backslash |= bits(_mm256_slli_epi16(c, 1)) << shift;
+                m.percent |= bits(c) << shift;
+                m.special |= any(sp, 0xff) << shift;
+                if with_sets {
+                    let bit = _mm256_shuffle_epi8(bit_of_high, hi);
+                    let high = bits(v);
+                    let a = any(_mm256_and_si256(_mm256_shuffle_epi8(set_a, lo), bit), 0xff);
+                    let b = any(_mm256_and_si256(_mm256_shuffle_epi8(set_b, lo), bit), 0xff);
+                    m.first |= (a | if first.high { high } else { 0 }) << shift;
+                    m.second |= (b | if second.high { high } else { 0 }) << shift;
+                }
+            }
+        }
+        m
     }
 }
 
@@ -284,6 +350,7 @@ pub(crate) fn runs_of(w: u128, len: u32) -> u128 {
 pub(crate) struct Runs {
     shifts: [u32; 7],
     n: usize,
+    len: u32,
 }
 
 impl Runs {
@@ -301,7 +368,7 @@ impl Runs {
             shifts[n] = len - have;
             n += 1;
         }
-        Runs { shifts, n }
+        Runs { shifts, n, len }
     }
 
     #[inline]
@@ -311,6 +378,21 @@ impl Runs {
             r &= r >> k;
         }
         r
+    }
+
+    /// The bits of `starts` at which `w` has a run of `len` set bits. Long
+    /// runs are rare: three fixed shifts rule most blocks out first.
+    #[inline]
+    pub fn at(&self, w: u128, starts: u64) -> u64 {
+        if self.len >= 8 {
+            let mut r = w & w >> 1;
+            r &= r >> 2;
+            r &= r >> 4;
+            if starts & r as u64 == 0 {
+                return 0;
+            }
+        }
+        starts & self.of(w) as u64
     }
 }
 
@@ -363,7 +445,7 @@ impl<'h> BlockWalker<'h> {
     }
 
     /// Moves to the next block; false at the end of the haystack.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self) -> bool {
         if self.started {
             self.at += BLOCK;
@@ -442,12 +524,13 @@ mod tests {
         }
 
         #[test]
-        fn runs_match_naive(w in any::<u128>(), len in 1u32..=64) {
+        fn runs_match_naive(w in any::<u128>(), len in 1u32..=64, starts in any::<u64>()) {
             let r = runs_of(w, len);
             for p in 0..64 {
                 let naive = (p..p + len as usize).all(|i| i < 128 && w >> i & 1 == 1);
                 prop_assert_eq!(r >> p & 1 == 1, naive, "p={} len={}", p, len);
             }
+            prop_assert_eq!(Runs::new(len).at(w, starts), starts & r as u64);
         }
     }
 

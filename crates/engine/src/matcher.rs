@@ -111,13 +111,15 @@ struct PrefixIndex {
     /// Rejects, with a few loads and no branch, the many token starts
     /// (`grad_norm`, `tokenizers`, `user=`) that begin no prefix, before the
     /// automaton (too big to stay in cache) walks.
-    starts: StartFilter,
+    starts: StartIndex,
     /// Case-insensitive; case-sensitive prefixes are checked after a hit.
     dfa: DFA,
     patterns: Vec<PrefixPattern>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
     min_token: Runs,
     min_token_len: usize,
+    /// The longest token run any prefix rule needs: tokens are measured no further.
+    longest_run: usize,
 }
 
 struct PrefixPattern {
@@ -249,6 +251,23 @@ impl Prefilter {
 
     /// Returns false when `check_visible` is set and the text needs projecting.
     fn scan_blocks(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.classifier.has_avx2() {
+            // SAFETY: the classifier found AVX2 at run time.
+            return unsafe { self.scan_blocks_avx2(h, check_visible, out) };
+        }
+        self.scan_blocks_with(h, check_visible, out)
+    }
+
+    /// The walk compiled for AVX2, so that the classifier inlines into it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_blocks_avx2(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        self.scan_blocks_with(h, check_visible, out)
+    }
+
+    #[inline(always)]
+    fn scan_blocks_with(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
         let mut w = BlockWalker::new(self.classifier, h);
         // Length of the token run reaching the end of the previous block.
         let mut run = 0usize;
@@ -297,7 +316,10 @@ impl Prefilter {
                 let run_start = c.digit
                     & !(from_behind(p.digit, c.digit, 1)
                         | (from_behind(p.sep, c.sep, 1) & from_behind(p.digit, c.digit, 2)));
-                let mut cand = run_start & di.min_run.of(wide(ds, ds_next)) as u64;
+                if run_start == 0 {
+                    continue;
+                }
+                let mut cand = di.min_run.at(wide(ds, ds_next), run_start);
                 while cand != 0 {
                     let at = w.at + cand.trailing_zeros() as usize;
                     cand &= cand - 1;
@@ -309,29 +331,20 @@ impl Prefilter {
     }
 
     fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
-        let dfa = &pi.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
-            return;
-        };
         let mut run: Option<usize> = None;
-        for &b in &h[at..] {
-            sid = dfa.next_state(Anchored::Yes, sid, b);
-            if dfa.is_special(sid) {
-                if dfa.is_dead(sid) {
-                    return;
-                }
-                if dfa.is_match(sid) {
-                    for i in 0..dfa.match_len(sid) {
-                        let pat = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
-                        let len = pat.literal.len();
-                        let exact = h[at..at + len] == pat.literal[..];
-                        let run = *run.get_or_insert_with(|| h[at..].iter().take_while(|&&b| is_token_byte(b)).count());
-                        for &(r, min_run, case_sensitive) in &pat.rules {
-                            if run >= min_run && (exact || !case_sensitive) {
-                                self.push(h, out, r, at, at + len, true);
-                            }
-                        }
-                    }
+        for id in pi.starts.candidates(four_at(h, at)) {
+            let pat = &pi.patterns[id as usize];
+            let len = pat.literal.len();
+            let Some(text) = h.get(at..at + len) else { continue };
+            if !text.eq_ignore_ascii_case(&pat.literal) {
+                continue;
+            }
+            let exact = text == &pat.literal[..];
+            let run = *run
+                .get_or_insert_with(|| h[at..].iter().take(pi.longest_run).take_while(|&&b| is_token_byte(b)).count());
+            for &(r, min_run, case_sensitive) in &pat.rules {
+                if run >= min_run && (exact || !case_sensitive) {
+                    self.push(h, out, r, at, at + len, true);
                 }
             }
         }
@@ -437,11 +450,9 @@ impl PrefixIndex {
             .expect("a DFA over a few hundred short literals always builds");
         let min_token_len = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK);
         let min_token = Runs::new(min_token_len as u32);
-        let mut starts = StartFilter::new();
-        for p in &patterns {
-            starts.insert(&p.literal, p.rules.iter().any(|r| !r.2));
-        }
-        Some(PrefixIndex { starts, dfa, patterns, min_token, min_token_len })
+        let starts = StartIndex::new(&patterns);
+        let longest_run = patterns.iter().flat_map(|p| p.rules.iter().map(|r| r.1)).max().unwrap_or(0);
+        Some(PrefixIndex { starts, dfa, patterns, min_token, min_token_len, longest_run })
     }
 
     /// The bytes prefixes start with, and their second bytes, in every
@@ -462,22 +473,27 @@ impl PrefixIndex {
     }
 }
 
-/// The first bytes of every prefix, for a two-load check per token start:
-/// prefixes of four bytes or more by their first four folded to lower case,
-/// hashed into a Bloom-style bit table; the few shorter ones by their
-/// exact first two bytes (every case variant, if they match in any case).
-/// False positives only cost an automaton walk; there are no false negatives.
-struct StartFilter {
-    long: Box<[u64; LONG_BITS / 64]>,
-    short: Box<[u64; 1 << 10]>,
+/// Prefixes by their first bytes: by their first four folded to lower
+/// case (a three-byte prefix of a token rule with each token byte that may
+/// follow it), or, for two-byte prefixes, by their exact two (every case
+/// variant, if they match in any case). A Bloom-style bit table and a pair
+/// table reject most token starts with two loads; the patterns behind a key
+/// are then compared in full.
+struct StartIndex {
+    bits: Box<[u64; START_BITS / 64]>,
+    pairs: Box<[u64; 1 << 10]>,
+    four: KeyTable,
+    two: KeyTable,
 }
 
-const LONG_BITS: usize = 1 << 16;
+const START_BITS: usize = 1 << 16;
+/// Folds the four ASCII letters of a little-endian `u32` to lower case
+/// (and maps other bytes consistently, which is all a key needs).
+const FOLD: u32 = 0x2020_2020;
 
 #[inline(always)]
-fn long_slot(x: u32) -> usize {
-    ((x | 0x2020_2020) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
-        >> (usize::BITS - LONG_BITS.trailing_zeros())
+fn start_slot(folded: u32) -> usize {
+    (folded as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (usize::BITS - START_BITS.trailing_zeros())
 }
 
 #[inline(always)]
@@ -485,24 +501,56 @@ fn bit(table: &[u64], i: usize) -> u64 {
     table[i / 64] >> (i % 64) & 1
 }
 
-impl StartFilter {
-    fn new() -> StartFilter {
-        StartFilter { long: Box::new([0; LONG_BITS / 64]), short: Box::new([0; 1 << 10]) }
-    }
-
-    fn insert(&mut self, literal: &[u8], any_case: bool) {
-        if literal.len() >= 4 {
-            let i = long_slot(u32::from_le_bytes([literal[0], literal[1], literal[2], literal[3]]));
-            self.long[i / 64] |= 1 << (i % 64);
-            return;
+/// The four bytes at `at` as a little-endian `u32`, zero-padded at the end.
+#[inline(always)]
+fn four_at(h: &[u8], at: usize) -> u32 {
+    match h.get(at..at + 4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            let mut four = [0u8; 4];
+            four[..h.len() - at].copy_from_slice(&h[at..]);
+            u32::from_le_bytes(four)
         }
-        let cases = |b: u8| if any_case { [b.to_ascii_lowercase(), b.to_ascii_uppercase()] } else { [b, b] };
-        for a in cases(literal[0]) {
-            for b in cases(literal[1]) {
-                let i = u16::from_le_bytes([a, b]) as usize;
-                self.short[i / 64] |= 1 << (i % 64);
+    }
+}
+
+impl StartIndex {
+    fn new(patterns: &[PrefixPattern]) -> StartIndex {
+        let (mut four, mut two) = (Vec::new(), Vec::new());
+        for (id, p) in patterns.iter().enumerate() {
+            let id = id as u32;
+            let lit = &p.literal;
+            let mut bytes = [0u8; 4];
+            let n = lit.len().min(4);
+            bytes[..n].copy_from_slice(&lit[..n]);
+            let x = u32::from_le_bytes(bytes) | FOLD;
+            let token_follows = n == 3 && p.rules.iter().all(|r| r.1 > 3);
+            if n == 4 {
+                four.push((x, id));
+            } else if token_follows {
+                for b in (0..=u8::MAX).filter(|&b| is_token_byte(b)) {
+                    four.push((x & 0xff_ffff | u32::from(b | 0x20) << 24, id));
+                }
+            } else {
+                let any_case = p.rules.iter().any(|r| !r.2);
+                let cases = |b: u8| if any_case { [b.to_ascii_lowercase(), b.to_ascii_uppercase()] } else { [b, b] };
+                for a in cases(lit[0]) {
+                    for b in cases(lit[1]) {
+                        two.push((u32::from(u16::from_le_bytes([a, b])), id));
+                    }
+                }
             }
         }
+        let mut bits = Box::new([0; START_BITS / 64]);
+        for &(key, _) in &four {
+            let i = start_slot(key);
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        let mut pairs = Box::new([0; 1 << 10]);
+        for &(key, _) in &two {
+            pairs[key as usize / 64] |= 1 << (key % 64);
+        }
+        StartIndex { bits, pairs, four: KeyTable::new(four), two: KeyTable::new(two) }
     }
 
     /// The token starts among `cand` (bits of the block at `at`) that may begin a prefix.
@@ -512,18 +560,63 @@ impl StartFilter {
         while cand != 0 {
             let i = cand.trailing_zeros();
             cand &= cand - 1;
-            let p = at + i as usize;
-            let x = match h.get(p..p + 4) {
-                Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                None => {
-                    let mut four = [0u8; 4];
-                    four[..h.len() - p].copy_from_slice(&h[p..]);
-                    u32::from_le_bytes(four)
-                }
-            };
-            keep |= (bit(&self.long[..], long_slot(x)) | bit(&self.short[..], (x & 0xffff) as usize)) << i;
+            let x = four_at(h, at + i as usize);
+            keep |= (bit(&self.bits[..], start_slot(x | FOLD)) | bit(&self.pairs[..], (x & 0xffff) as usize)) << i;
         }
         keep
+    }
+
+    /// The patterns that may start with the four bytes `x`.
+    #[inline]
+    fn candidates(&self, x: u32) -> impl Iterator<Item = u32> + '_ {
+        self.four.get(x | FOLD).iter().chain(self.two.get(x & 0xffff)).copied()
+    }
+}
+
+/// A small open-addressing map from a `u32` key to a list of pattern ids.
+struct KeyTable {
+    /// (key, start, end) of the key's ids; `end == 0` marks a free slot.
+    slots: Vec<(u32, u32, u32)>,
+    ids: Vec<u32>,
+}
+
+impl KeyTable {
+    fn new(mut entries: Vec<(u32, u32)>) -> KeyTable {
+        entries.sort_unstable();
+        entries.dedup();
+        let keys = entries.chunk_by(|a, b| a.0 == b.0).count();
+        let mut slots = vec![(0, 0, 0); (2 * keys).next_power_of_two().max(8)];
+        let mut ids = Vec::with_capacity(entries.len());
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            let start = ids.len() as u32;
+            ids.extend(group.iter().map(|e| e.1));
+            let mut i = Self::slot(group[0].0, slots.len());
+            while slots[i].2 != 0 {
+                i = (i + 1) % slots.len();
+            }
+            slots[i] = (group[0].0, start, ids.len() as u32);
+        }
+        KeyTable { slots, ids }
+    }
+
+    #[inline(always)]
+    fn slot(key: u32, len: usize) -> usize {
+        ((key as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize & (len - 1)
+    }
+
+    #[inline]
+    fn get(&self, key: u32) -> &[u32] {
+        let mut i = Self::slot(key, self.slots.len());
+        loop {
+            let (k, start, end) = self.slots[i];
+            if end == 0 {
+                return &[];
+            }
+            if k == key {
+                return &self.ids[start as usize..end as usize];
+            }
+            i = (i + 1) % self.slots.len();
+        }
     }
 }
 
@@ -744,40 +837,70 @@ mod tests {
         assert_eq!(w[0].end, "id 11010519491231002X".len());
     }
 
+    /// (literal, matches in any case, the token it starts is longer than 3 bytes)
+    fn start_index(lits: &[(Vec<u8>, bool, bool)]) -> (StartIndex, Vec<PrefixPattern>) {
+        let patterns: Vec<PrefixPattern> = lits
+            .iter()
+            .enumerate()
+            .map(|(i, (lit, any_case, long))| PrefixPattern {
+                literal: lit.clone(),
+                rules: vec![(i as u32, if *long { 8 } else { 0 }, !any_case)],
+            })
+            .collect();
+        (StartIndex::new(&patterns), patterns)
+    }
+
+    /// The patterns the index names for the text at `at`.
+    fn named(index: &StartIndex, h: &[u8], at: usize) -> Vec<u32> {
+        index.candidates(four_at(h, at)).collect()
+    }
+
     proptest::proptest! {
         #[test]
-        fn start_filter_never_rejects_a_prefix(
-            lits in proptest::collection::vec((proptest::collection::vec(0x21u8..0x7f, 2..12), proptest::bool::ANY), 1..40),
+        fn start_index_finds_every_prefix(
+            lits in proptest::collection::vec(
+                (proptest::collection::vec(0x21u8..0x7f, 2..12), proptest::bool::ANY, proptest::bool::ANY),
+                1..40,
+            ),
             which in proptest::prelude::any::<proptest::sample::Index>(),
             flips in proptest::prelude::any::<u16>(),
+            token in proptest::sample::select(b"aZ09-_./+".to_vec()),
             tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
         ) {
-            let mut f = StartFilter::new();
-            for (lit, any_case) in &lits {
-                f.insert(lit, *any_case);
-            }
-            let (lit, any_case) = which.get(&lits);
+            let (index, _) = start_index(&lits);
+            let id = which.index(lits.len());
+            let (lit, any_case, long) = &lits[id];
             let mut text: Vec<u8> = lit.iter().enumerate()
                 .map(|(i, &b)| if *any_case && flips >> (i % 16) & 1 == 1 { b ^ 0x20 * b.is_ascii_alphabetic() as u8 } else { b })
                 .collect();
+            if *long {
+                // Its rule's matches hold more token bytes after the prefix.
+                text.push(token);
+            }
             text.extend_from_slice(&tail);
-            proptest::prop_assert_eq!(f.filter(&text, 0, 1), 1);
+            proptest::prop_assert_eq!(index.filter(&text, 0, 1), 1);
+            proptest::prop_assert!(named(&index, &text, 0).contains(&(id as u32)));
             let mut shifted = vec![b' '; 5];
             shifted.extend_from_slice(&text);
-            proptest::prop_assert_eq!(f.filter(&shifted, 0, 1 << 5), 1 << 5);
+            proptest::prop_assert_eq!(index.filter(&shifted, 0, 1 << 5), 1 << 5);
+            proptest::prop_assert!(named(&index, &shifted, 5).contains(&(id as u32)));
         }
     }
 
     #[test]
-    fn start_filter_rejects_most_words() {
-        let mut f = StartFilter::new();
-        for lit in ["registry", "username", "TRAVIS_TOKEN", "sk-", "AC"] {
-            f.insert(lit.as_bytes(), lit != "sk-" && lit != "AC");
-        }
-        let passes = |t: &str| f.filter(t.as_bytes(), 0, 1) == 1;
+    fn start_index_rejects_most_words() {
+        let lits: Vec<(Vec<u8>, bool, bool)> = ["registry", "username", "TRAVIS_TOKEN", "sk-", "AC"]
+            .iter()
+            .map(|l| (l.as_bytes().to_vec(), *l != "sk-" && *l != "AC", true))
+            .collect();
+        let (index, _) = start_index(&lits);
+        let passes = |t: &str| index.filter(t.as_bytes(), 0, 1) == 1;
         assert!(passes("REGISTRY_PASSWORD") && passes("UserName") && passes("sk-x") && passes("ACx"));
-        let words = ["regular", "usage", "train", "Sk-x", "SKU", "ac", "Ad"];
+        let words = ["regular", "usage", "train", "sk-!", "SKU", "skip", "ac", "Ad"];
         assert!(words.iter().filter(|w| passes(w)).count() <= 1, "a bloom false positive at most");
+        assert_eq!(named(&index, b"TRAVIS_X", 0), [2]);
+        assert_eq!(named(&index, b"trav", 0), [2], "the index names candidates; the caller compares");
+        assert!(named(&index, b"tram", 0).is_empty());
     }
 
     #[test]
