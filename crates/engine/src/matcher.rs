@@ -115,6 +115,8 @@ struct PrefixIndex {
     /// Case-insensitive; case-sensitive prefixes are checked after a hit.
     dfa: DFA,
     patterns: Vec<PrefixPattern>,
+    /// [`head`] of each pattern.
+    heads: Vec<(u64, u64)>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
     min_token: Runs,
     min_token_len: usize,
@@ -332,7 +334,13 @@ impl Prefilter {
 
     fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
         let mut run: Option<usize> = None;
-        for id in pi.starts.candidates(four_at(h, at)) {
+        let raw = eight_at(h, at);
+        let eight = raw | FOLD8;
+        for id in pi.starts.candidates(raw as u32) {
+            let (head, mask) = pi.heads[id as usize];
+            if eight & mask != head {
+                continue;
+            }
             let pat = &pi.patterns[id as usize];
             let len = pat.literal.len();
             let Some(text) = h.get(at..at + len) else { continue };
@@ -452,7 +460,15 @@ impl PrefixIndex {
         let min_token = Runs::new(min_token_len as u32);
         let starts = StartIndex::new(&patterns);
         let longest_run = patterns.iter().flat_map(|p| p.rules.iter().map(|r| r.1)).max().unwrap_or(0);
-        Some(PrefixIndex { starts, dfa, patterns, min_token, min_token_len, longest_run })
+        Some(PrefixIndex {
+            starts,
+            heads: patterns.iter().map(|p| head(&p.literal)).collect(),
+            dfa,
+            patterns,
+            min_token,
+            min_token_len,
+            longest_run,
+        })
     }
 
     /// The bytes prefixes start with, and their second bytes, in every
@@ -499,6 +515,31 @@ fn start_slot(folded: u32) -> usize {
 #[inline(always)]
 fn bit(table: &[u64], i: usize) -> u64 {
     table[i / 64] >> (i % 64) & 1
+}
+
+const FOLD8: u64 = 0x2020_2020_2020_2020;
+
+/// The eight bytes at `at` as a little-endian `u64`, zero-padded at the end.
+#[inline(always)]
+fn eight_at(h: &[u8], at: usize) -> u64 {
+    match h.get(at..at + 8) {
+        Some(b) => u64::from_le_bytes(b.try_into().expect("eight bytes")),
+        None => {
+            let mut eight = [0u8; 8];
+            eight[..h.len() - at].copy_from_slice(&h[at..]);
+            u64::from_le_bytes(eight)
+        }
+    }
+}
+
+/// The first (up to) eight bytes of `literal` folded like [`FOLD8`] folds
+/// text, and the mask of the bytes it has: a one-compare reject.
+fn head(literal: &[u8]) -> (u64, u64) {
+    let n = literal.len().min(8);
+    let mut eight = [0u8; 8];
+    eight[..n].copy_from_slice(&literal[..n]);
+    let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+    (u64::from_le_bytes(eight) & mask | FOLD8 & mask, mask)
 }
 
 /// The four bytes at `at` as a little-endian `u32`, zero-padded at the end.
