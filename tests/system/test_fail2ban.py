@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, isolated_env, require, stop, wait_for
+from conftest import require
+from support import ROOT, isolated_env, stop, wait_for
 
 SECRET = "GITHUB_TOKEN=ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p\n"
 

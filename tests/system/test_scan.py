@@ -2,7 +2,6 @@
 the SARIF 2.1.0 schema (as shipped by Microsoft's SARIF packages) and nbformat."""
 import glob
 import json
-import os
 import subprocess
 import tarfile
 
@@ -10,7 +9,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from conftest import isolated_env
+from support import isolated_env
 
 GH = "ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p"
 

@@ -1,9 +1,7 @@
 """`leakguard shell` behind a real sshd on loopback, through the real ssh,
 sftp and scp clients: the deploy/sshd fragment, a test user in the
 `leakguard` group, key authentication (shared/research/ssh.md section 5)."""
-import grp
 import os
-import pwd
 import re
 import shutil
 import subprocess
@@ -13,7 +11,8 @@ import time
 import pexpect
 import pytest
 
-from conftest import ROOT, free_port, require, stop, wait_for
+from conftest import require
+from support import ROOT, SshUser, assert_nothing_of, wait_for
 
 USER = "lgtest"
 GROUP = "leakguard"
@@ -24,32 +23,18 @@ ENV_FILE = f"OPENAI_API_KEY={OPENAI}\nGITHUB_TOKEN={GITHUB}\nDEBUG=1\n"
 SECRETS = [GITHUB, OPENAI, PASSWORD]
 
 
-def pieces(secret, n=6):
-    """Every run of n characters of a secret's body (after its prefix)."""
-    body = secret.split("_", 1)[-1] if secret.startswith("ghp_") else secret.removeprefix("sk-proj-")
-    return {body[i:i + n] for i in range(len(body) - n + 1)}
-
-
-def assert_nothing_of(secrets, text, what):
-    for s in secrets:
-        for p in pieces(s):
-            assert p not in text, f"{what} shows {p!r} of a secret:\n{text}"
-
-
 class Host:
     """sshd on 127.0.0.1 with the fragment, and ssh command lines for it."""
 
-    def __init__(self, work, port):
-        self.work, self.port = work, port
+    def __init__(self, user, work, port):
+        self.user, self.work, self.port = user, work, port
         self.config = os.path.join(work, "config.toml")
         self.audit = os.path.join(work, "audit", "audit.jsonl")
-        self.home = pwd.getpwnam(USER).pw_dir
-        key = os.path.join(work, "client_key")
-        self.opts = ["-i", key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                     "-o", f"UserKnownHostsFile={work}/known_hosts", "-o", "LogLevel=ERROR"]
+        self.home = user.pw.pw_dir
+        self.opts = user.opts
 
     def ssh(self, *args):
-        return ["ssh", "-p", str(self.port), *self.opts, *args, f"{USER}@127.0.0.1"]
+        return self.user.ssh(self.port, *args)
 
     def run(self, command, *args, **kw):
         return subprocess.run(self.ssh(*args) + [command], capture_output=True, timeout=60, **kw)
@@ -65,21 +50,16 @@ class Host:
         path = os.path.join(self.home, name)
         with open(path, "wb") as f:
             f.write(content)
-        uid, gid = pwd.getpwnam(USER).pw_uid, pwd.getpwnam(USER).pw_gid
-        os.chown(path, uid, gid)
+        os.chown(path, self.user.pw.pw_uid, self.user.pw.pw_gid)
         os.chmod(path, mode)
         return path
 
 
-def sshd_config(work, port, binary):
-    """Test-only global lines, then the fragment as the entrypoint uses it."""
-    fragment = open(os.path.join(ROOT, "deploy/sshd/leakguard.conf")).read()
-    assert "\nPort 2222\n" in fragment and "ForceCommand /usr/local/bin/leakguard shell" in fragment
-    fragment = fragment.replace("\nPort 2222\n", "\n").replace("/usr/local/bin/leakguard", binary)
-    lines = ["ListenAddress 127.0.0.1", f"Port {port}", f"HostKey {work}/host_key", f"PidFile {work}/sshd.pid",
-             "AuthenticationMethods publickey", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-             "UsePAM yes", f"AllowUsers {USER}", f"SetEnv LEAKGUARD_CONFIG={work}/config.toml"]
-    return "\n".join(lines) + "\n" + fragment
+def fragment(binary):
+    """The deploy fragment as the entrypoint uses it, for `binary`."""
+    text = open(os.path.join(ROOT, "deploy/sshd/leakguard.conf")).read()
+    assert "\nPort 2222\n" in text and "ForceCommand /usr/local/bin/leakguard shell" in text
+    return text.replace("\nPort 2222\n", "\n").replace("/usr/local/bin/leakguard", binary)
 
 
 @pytest.fixture(scope="module")
@@ -89,55 +69,22 @@ def host(leakguard):
         pytest.fail("the SSH tests create a user and run sshd: run them as root (.ci/run does)")
     work = tempfile.mkdtemp(prefix="lg-ssh-")
     os.chmod(work, 0o755)
-    made_group = made_user = False
-    sshd = None
     try:
-        try:
-            grp.getgrnam(GROUP)
-        except KeyError:
-            subprocess.run(["groupadd", GROUP], check=True)
-            made_group = True
-        try:
-            pwd.getpwnam(USER)
-        except KeyError:
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-G", GROUP, USER], check=True)
-            made_user = True
-        subprocess.run(["usermod", "-p", "*", "-a", "-G", GROUP, USER], check=True)
-        user = pwd.getpwnam(USER)
-        binary = os.path.join(work, "leakguard")
-        shutil.copy(leakguard, binary)
-        os.chmod(binary, 0o755)
-        os.makedirs(os.path.join(work, "audit"))
-        os.chown(os.path.join(work, "audit"), user.pw_uid, user.pw_gid)
-        for name in ("host_key", "client_key"):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(work, name)], check=True)
-        ssh_dir = os.path.join(user.pw_dir, ".ssh")
-        os.makedirs(ssh_dir, exist_ok=True)
-        shutil.copy(os.path.join(work, "client_key.pub"), os.path.join(ssh_dir, "authorized_keys"))
-        for p in (ssh_dir, os.path.join(ssh_dir, "authorized_keys")):
-            os.chown(p, user.pw_uid, user.pw_gid)
-        os.chmod(ssh_dir, 0o700)
-        os.makedirs("/run/sshd", exist_ok=True)
-        port = free_port()
-        config = os.path.join(work, "sshd_config")
-        with open(config, "w") as f:
-            f.write(sshd_config(work, port, binary))
-        subprocess.run(["/usr/sbin/sshd", "-t", "-f", config], check=True)
-        sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", config],
-                                stderr=open(os.path.join(work, "sshd.log"), "w"))
-        h = Host(work, port)
-        h.settings()
-        h.put_home(".env", ENV_FILE.encode())
-        wait_for("sshd", lambda: h.run("true").returncode == 0, timeout=30, interval=0.2)
-        yield h
+        with SshUser(work, USER, GROUP) as user:
+            binary = os.path.join(work, "leakguard")
+            shutil.copy(leakguard, binary)
+            os.chmod(binary, 0o755)
+            os.makedirs(os.path.join(work, "audit"))
+            os.chown(os.path.join(work, "audit"), user.pw.pw_uid, user.pw.pw_gid)
+            with open(os.path.join(work, "config.toml"), "w") as f:
+                f.write(f'audit_log = "{work}/audit/audit.jsonl"\naudit_key_file = "{work}/audit/audit.key"\n'
+                        'audit_syslog = false\n')
+            port = user.sshd("leakguard", f"SetEnv LEAKGUARD_CONFIG={work}/config.toml\n" + fragment(binary))
+            h = Host(user, work, port)
+            h.settings()
+            h.put_home(".env", ENV_FILE.encode())
+            yield h
     finally:
-        if sshd is not None:
-            stop(sshd)
-        subprocess.run(["pkill", "-KILL", "-u", USER], capture_output=True)
-        if made_user:
-            subprocess.run(["userdel", "-r", USER], capture_output=True)
-        if made_group:
-            subprocess.run(["groupdel", GROUP], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -257,6 +204,41 @@ def test_interactive_session(host):
         child.close()
     assert child.exitstatus == 7
     assert_nothing_of(SECRETS, "".join(seen), "the interactive session")
+
+
+def test_endless_input_after_the_shell_exits_does_not_hang(host):
+    # The shell exits while a background job keeps the PTY open and the
+    # client keeps sending (shared/research/ssh.md section 2, step 5).
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run(host.ssh("-tt") + ["sleep 300 & exit 5"], stdin=zero, capture_output=True, timeout=60)
+    assert r.returncode == 5, r
+
+
+def test_a_shell_killed_by_a_signal_is_reported_as_without_the_proxy(host):
+    r = host.run("kill -TERM $$", "-tt", stdin=subprocess.DEVNULL)
+    # sshd reports exit-signal; the OpenSSH client then exits with 255.
+    assert r.returncode == 255, r
+
+
+def test_a_killed_client_leaves_no_processes(host):
+    client = subprocess.Popen(host.ssh("-tt") + ["sleep 377"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        wait_for("the remote sleep", lambda: subprocess.run(["pgrep", "-u", USER, "-f", "sleep 377"],
+                                                             capture_output=True).returncode == 0)
+    finally:
+        client.kill()
+        client.wait()
+    wait_for("the session to end", lambda: subprocess.run(["pgrep", "-u", USER, "-f", "sleep 377|leakguard"],
+                                                            capture_output=True).returncode == 1, timeout=20)
+
+
+def test_a_nested_shell_does_not_stack_a_second_proxy(host):
+    binary = os.path.join(host.work, "leakguard")
+    r = host.run(f"{binary} shell -c 'pgrep -c -u {USER} -x leakguard; cat .env'")
+    lines = r.stdout.decode().splitlines()
+    assert r.returncode == 0 and lines[0] == "1", f"one proxy process, not two: {r}"
+    assert "[REDACTED]" in lines[1] and "[REDACTED]" in lines[2] and lines[3] == "DEBUG=1", r
+    assert_nothing_of([GITHUB, OPENAI], r.stdout.decode(), "a nested shell")
 
 
 def test_block_mode_ends_the_session(host):

@@ -94,6 +94,26 @@ enum Command {
         #[arg(short = 'l', long)]
         login: bool,
     },
+    /// Run a Jupyter kernel behind a proxy that masks everything it sends
+    /// (what a kernelspec's argv starts; see `jupyter leakguard install --enforce`).
+    KernelProxy {
+        /// The connection file the client wrote: `{connection_file}`.
+        #[arg(long, value_name = "FILE")]
+        connection_file: PathBuf,
+        /// The kernelspec's interrupt_mode: how block mode stops a cell.
+        #[arg(long, value_enum, default_value = "signal")]
+        interrupt_mode: InterruptModeArg,
+        /// The real kernel's command, with `{inner_connection_file}` where
+        /// it takes its connection file.
+        #[arg(last = true, required = true, value_name = "KERNEL_ARGV")]
+        argv: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum InterruptModeArg {
+    Signal,
+    Message,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +202,8 @@ fn run_shell(common: &Common, request: leakguard_shell::Request) -> ! {
     let guard = match common.guard(Channel::Ssh) {
         Ok(mut guard) => {
             guard.context.origin.session = Some(leakguard_shell::session_id());
+            // ALLOWLIST_PATHS covers working directories: where the session starts.
+            guard.context.path = std::env::current_dir().ok();
             guard.watch_reloads();
             guard
         }
@@ -200,11 +222,42 @@ fn run_shell(common: &Common, request: leakguard_shell::Request) -> ! {
     }
 }
 
+/// Runs a kernel behind the proxy; exits as the kernel exited.
+fn kernel_proxy(
+    common: &Common,
+    connection_file: PathBuf,
+    mode: InterruptModeArg,
+    argv: Vec<std::ffi::OsString>,
+) -> Result<ExitCode> {
+    // Without its settings the kernel would run unprotected: refuse.
+    let mut guard = common.guard(Channel::Jupyter).context("cannot start a protected kernel")?;
+    let origin = &mut guard.context.origin;
+    origin.enforced = true;
+    // The kernel's id, as jupyter_client names connection files (kernel-<id>.json).
+    origin.session = connection_file.file_stem().map(|s| s.to_string_lossy().trim_start_matches("kernel-").to_string());
+    // Set by jupyter_server for the kernel: the notebook's path (a hint for
+    // ALLOWLIST_PATHS, not an authorisation).
+    let notebook = std::env::var("JPY_SESSION_NAME").ok().filter(|s| !s.is_empty());
+    origin.notebook = notebook.clone();
+    guard.context.path = notebook.map(PathBuf::from);
+    guard.watch_reloads();
+    let interrupt_mode = match mode {
+        InterruptModeArg::Signal => leakguard_kernel_proxy::InterruptMode::Signal,
+        InterruptModeArg::Message => leakguard_kernel_proxy::InterruptMode::Message,
+    };
+    let opts = leakguard_kernel_proxy::Options { connection_file, argv, interrupt_mode };
+    let code = leakguard_kernel_proxy::run(&opts, &guard)?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let common = cli.common;
     match cli.command {
         Command::Shell { command, login } => {
             run_shell(&common, leakguard_shell::Request { command: command.or_else(ssh_original_command), login })
+        }
+        Command::KernelProxy { connection_file, interrupt_mode, argv } => {
+            kernel_proxy(&common, connection_file, interrupt_mode, argv)
         }
         Command::Redact { files, in_place, dry_run } if files.is_empty() => {
             if in_place || dry_run {
@@ -346,6 +399,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// is complete, memory stays bounded on endless input.
 fn redact_stdin(common: &Common) -> Result<ExitCode> {
     let guard = common.guard(Channel::Cli)?;
+    // A filter may run for days: rules and settings follow their files.
+    guard.watch_reloads();
     let mut stream = guard.stream(Hold::Line, false);
     let mut input = io::stdin().lock();
     let mut output = io::stdout().lock();

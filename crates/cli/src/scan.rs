@@ -136,10 +136,7 @@ fn line_of(haystack: &[u8], needle: &[u8]) -> usize {
     if needle.is_empty() {
         return 1;
     }
-    haystack
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map_or(1, |i| haystack[..i].iter().filter(|&&b| b == b'\n').count() + 1)
+    memchr::memmem::find(haystack, needle).map_or(1, |i| memchr::memchr_iter(b'\n', &haystack[..i]).count() + 1)
 }
 
 struct FileScan<'a> {
@@ -180,10 +177,12 @@ impl FileScan<'_> {
                 Ok(found) => {
                     for f in found {
                         let mut r = self.report(f.finding.rule, path, f.line, f.column, &f.secret);
-                        r.cell = Some(f.cell);
+                        r.cell = f.cell;
                         (r.location, r.output) = match f.place {
                             Place::Source => (Some("source"), None),
                             Place::Output { index } => (Some("output"), Some(index)),
+                            Place::Attachment => (Some("attachment"), None),
+                            Place::Metadata => (Some("metadata"), None),
                         };
                         let escaped = serde_json::to_string(&String::from_utf8_lossy(&f.secret)).unwrap_or_default();
                         r.file_line = line_of(&data, escaped.trim_matches('"').as_bytes());
@@ -309,7 +308,7 @@ pub fn scan(guard: &Guard, paths: &[PathBuf], opts: &ScanOptions) -> Result<Outc
             e.category = Some(r.category.clone());
             e.count = Some(1);
             e.fingerprint = Some(r.fingerprint.clone());
-            e.notebook = r.cell.map(|_| r.path.clone());
+            e.notebook = r.location.map(|_| r.path.clone());
         });
     }
     Ok(outcome)
@@ -322,6 +321,7 @@ pub fn print_text(reports: &[Report], w: &mut impl Write, colour: bool) -> io::R
         let place = match (r.cell, r.location) {
             (Some(c), Some("output")) => format!("cell {c} output {}: line {}", r.output.unwrap_or(0), r.line),
             (Some(c), Some(l)) => format!("cell {c} {l}: line {}", r.line),
+            (None, Some(l)) => format!("notebook {l}: line {}", r.line),
             _ => format!("{}:{}", r.line, r.column),
         };
         let shown = r.secret.clone().unwrap_or_else(|| r.preview.clone());
@@ -360,9 +360,10 @@ pub fn sarif(engine: &Engine, reports: &[Report]) -> serde_json::Value {
                 "medium" => "warning",
                 _ => "note",
             };
-            let where_ = match r.cell {
-                Some(c) => format!(" in cell {c} {}", r.location.unwrap_or("")),
-                None => String::new(),
+            let where_ = match (r.cell, r.location) {
+                (Some(c), l) => format!(" in cell {c} {}", l.unwrap_or("")),
+                (None, Some(l)) => format!(" in the notebook {l}"),
+                (None, None) => String::new(),
             };
             let mut loc = serde_json::json!({
                 "physicalLocation": {
@@ -370,7 +371,7 @@ pub fn sarif(engine: &Engine, reports: &[Report]) -> serde_json::Value {
                     "region": { "startLine": r.file_line.max(1) },
                 }
             });
-            if r.cell.is_none() {
+            if r.location.is_none() {
                 loc["physicalLocation"]["region"]["startColumn"] = r.column.into();
             }
             serde_json::json!({
@@ -412,7 +413,10 @@ pub fn redact_file(engine: &Engine, style: &Style, path: &Path) -> Result<FileRe
         let masked = r
             .findings
             .iter()
-            .map(|f| (engine.rule(f.finding.rule).id.clone(), format!("cell {} {}, line {}", f.cell, f.place, f.line)))
+            .map(|f| {
+                let cell = f.cell.map_or_else(|| "notebook".to_string(), |c| format!("cell {c}"));
+                (engine.rule(f.finding.rule).id.clone(), format!("{cell} {}, line {}", f.place, f.line))
+            })
             .collect();
         return Ok(FileRedaction { output: r.json, masked });
     }

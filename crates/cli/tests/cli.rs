@@ -1,5 +1,8 @@
 //! Behaviour of the `leakguard` binary: redact, modes, audit, settings.
 
+mod common;
+
+use common::leakguard;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -9,19 +12,6 @@ use std::time::{Duration, Instant};
 const SK_PROJ: &str = "sk-proj-Qx7rT2mKp9LzW4vN8bYc3HdF6jS1gA5eR0uTiOkMnBvCxZaQwErTyUiOpLkJhGfDsAqWeRtY5uI8oP3lK2jH9gF6dS4aZ1xC7vB0nMT3BlbkFJq8wX2eR5tY7uI0oP3aS6dF9gH1jK4lZ7xC0vB";
 const GH: &str = "ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p";
 const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA8M55k0SY19Z8ITwSj0xvw5nwZllYKC2KKvIAPMlYp5JOmkMM\nvP3FalIhYrNnVGFMZP/GBJtw52lbBYFvrA421VYTLfuESSzUKxFB1uQpOStRp+Nu\n-----END RSA PRIVATE KEY-----";
-
-/// A leakguard command isolated from the machine's settings: its own key,
-/// no /etc config, a clean environment.
-fn leakguard(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_leakguard"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("LEAKGUARD_CONFIG", dir.join("none.toml"))
-        .env("LEAKGUARD_AUDIT_KEY_FILE", dir.join("audit.key"));
-    std::fs::write(dir.join("none.toml"), "").unwrap();
-    c
-}
 
 fn run(cmd: &mut Command, stdin: &str) -> Output {
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -304,4 +294,55 @@ fn webhook_down_does_not_delay_redaction() {
         assert_eq!(stdout(&o), (0..50).map(|i| format!("{i} OPENAI_API_KEY=[REDACTED]\n")).collect::<String>());
         assert!(took < Duration::from_secs(10), "redaction waited for the webhook ({took:?})");
     }
+}
+
+#[test]
+fn a_running_filter_reloads_its_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    let rule = |id: &str| {
+        format!(
+            "[[rules]]\nid = \"{id}\"\ndescription = \"t\"\ncategory = \"t\"\nprefixes = [\"{id}_\"]\nregex = '{id}_[a-z0-9]{{24}}'\n"
+        )
+    };
+    std::fs::write(&rules, rule("acme")).unwrap();
+    let log = dir.path().join("audit.jsonl");
+    let mut child = leakguard(dir.path())
+        .arg("--rules")
+        .arg(&rules)
+        .arg("redact")
+        .env("PATTERN_UPDATE_INTERVAL", "1")
+        .env("LEAKGUARD_AUDIT_LOG", &log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let mut roundtrip = |text: &str| {
+        writeln!(stdin, "{text}").unwrap();
+        stdin.flush().unwrap();
+        let mut got = String::new();
+        lines.read_line(&mut got).unwrap();
+        got
+    };
+    assert_eq!(roundtrip("zeta_q8zk2m4xw7r1p9tj5vb3n6c0"), "zeta_q8zk2m4xw7r1p9tj5vb3n6c0\n");
+    std::fs::write(&rules, rule("acme") + &rule("zeta")).unwrap();
+    let started = Instant::now();
+    loop {
+        if roundtrip("zeta_q8zk2m4xw7r1p9tj5vb3n6c0") == "[REDACTED]\n" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the changed rule file was never picked up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // PATTERN_UPDATE_INTERVAL=1: periodic reloads happen without any change.
+    let reloads = || std::fs::read_to_string(&log).unwrap_or_default().matches("\"rules_reloaded\"").count();
+    let seen = reloads();
+    while reloads() < seen + 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no periodic reload with PATTERN_UPDATE_INTERVAL=1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }

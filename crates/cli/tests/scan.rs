@@ -1,24 +1,15 @@
 //! `leakguard scan` and `leakguard redact FILE` on a fixture tree, through the binary.
 
+mod common;
+
+use common::leakguard;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const GH: &str = "ghp_R7kPq2LmN9xVt4Hs8WzC1bYd6FjG3aEu0K9p";
 const SK: &str =
     "sk-ant-api03-Xq7rT2mKp9LzW4vN8bYc3HdF6jS1gA5eR0uTiOkMnBvCxZaQwErTyUiOpLkJhGfDsAqWeRtY5uI8oP3lK2jH9gF6dS4aZ1xCAA";
 const AWS_ID: &str = "AKIAZ7K3ZQ5WQXNMJ2PA";
-
-fn leakguard(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_leakguard"));
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("LEAKGUARD_CONFIG", dir.join("none.toml"))
-        .env("LEAKGUARD_AUDIT_KEY_FILE", dir.join("audit.key"))
-        .current_dir(dir);
-    std::fs::write(dir.join("none.toml"), "").unwrap();
-    c
-}
 
 fn notebook(cells: serde_json::Value) -> String {
     serde_json::to_string_pretty(&serde_json::json!({

@@ -33,11 +33,11 @@ pub enum Hold {
 pub enum Tail {
     /// Nothing held.
     Empty,
-    /// An ordinary partial token.
+    /// An ordinary partial token, or the start of a key prefix (`s`, `sk`):
+    /// prefixes are public, so they need not wait.
     Plain,
-    /// The token could still grow into a known secret prefix (`s`, `sk`, `AK`).
-    Partial,
-    /// The token starts with a known secret prefix (`sk-`, `AKIA`, `ghp_`).
+    /// The token starts with a known secret prefix (`sk-`, `AKIA`, `ghp_`),
+    /// or ends like the start of a remembered secret: what follows is secret.
     Armed,
 }
 
@@ -78,12 +78,18 @@ impl std::fmt::Debug for Secret {
 /// Which rules' findings a stream masks (the others are only reported).
 pub type MaskFilter = Arc<dyn Fn(usize) -> bool + Send + Sync>;
 
-/// Emitted input kept to give context to later chunks.
-const CONTEXT: usize = 4096;
+/// Emitted input kept to give context to later chunks: well past how far
+/// before its keyword a match may start (256 bytes). Every push re-scans
+/// it, so a terminal's small reads pay for it in proportion.
+const CONTEXT: usize = 1024;
 /// The held tail never grows past this; then a secret is masked in parts.
 const DEFAULT_MAX_HOLD: usize = 64 * 1024;
 /// A timed-out armed token this long is masked rather than shown.
 const FAIL_CLOSED_LEN: usize = 16;
+/// In Token mode a trailing token is held by at most its last this many
+/// bytes: far longer than any single-token secret, and a long run (base64
+/// data) is not re-scanned whole on every read.
+const LONG_TOKEN: usize = 4096;
 /// Secrets a stream remembers; the oldest is forgotten past this.
 const MAX_KNOWN: usize = 64;
 /// Shorter values are not remembered: they would mask ordinary words.
@@ -214,18 +220,35 @@ impl StreamRedactor {
     /// What the held tail looks like, so an interactive channel can pick
     /// how long to wait before [`flush`](Self::flush)ing it.
     pub fn tail(&self) -> Tail {
-        let held = &self.buf[self.emitted..];
-        if held.is_empty() {
-            return Tail::Empty;
+        if self.held() == 0 {
+            Tail::Empty
+        } else if self.armed_start().is_some() {
+            Tail::Armed
+        } else {
+            Tail::Plain
         }
-        let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
-        let token = &held[token_start..];
-        match self.engine.prefix_state(token) {
-            PrefixState::Armed => Tail::Armed,
-            _ if self.ends_in_known(token) => Tail::Armed,
-            PrefixState::Partial => Tail::Partial,
-            PrefixState::None => Tail::Plain,
-        }
+    }
+
+    /// Where the trailing token starts if it is armed: it begins with a key
+    /// prefix, or ends like the start of a remembered secret. Tokens are
+    /// judged whole, including any part already written out: a key typed
+    /// one keystroke at a time went out up to its prefix before the rest
+    /// was typed.
+    fn armed_start(&self) -> Option<usize> {
+        let held = self.trailing_run(is_held_byte);
+        // A key may start anywhere a word starts: `KEY=sk-…`, `https://ghp_…`.
+        let key = (held..self.buf.len()).find(|&i| {
+            (i == held || !self.buf[i - 1].is_ascii_alphanumeric())
+                && self.engine.prefix_state(&self.buf[i..]) == PrefixState::Armed
+        });
+        key.or_else(|| self.ends_in_known(&self.buf[held..]).then_some(held))
+    }
+
+    /// Start of the run of `class` bytes that ends the buffer (looking back
+    /// at most [`LONG_TOKEN`] bytes).
+    fn trailing_run(&self, class: fn(u8) -> bool) -> usize {
+        let from = self.buf.len().saturating_sub(LONG_TOKEN);
+        from + self.buf[from..].iter().rposition(|&b| !class(b)).map_or(0, |i| i + 1)
     }
 
     /// Whether `token` ends with the start of a remembered secret.
@@ -240,12 +263,10 @@ impl StreamRedactor {
     /// remembered secret, is masked whole rather than shown, since its rest
     /// may still come and by then the start would be out.
     pub fn flush_idle(&mut self, out: &mut Vec<u8>) -> Vec<StreamFinding> {
-        if self.tail() == Tail::Armed {
-            let held = &self.buf[self.emitted..];
-            let token_start = held.iter().rposition(|b| !is_token_byte(*b)).map_or(0, |i| i + 1);
-            let token = &held[token_start..];
+        if let Some(token_start) = self.armed_start().filter(|_| self.held() > 0) {
+            let token = &self.buf[token_start..];
             if token.len() >= FAIL_CLOSED_LEN || self.ends_in_known(token) {
-                let split = self.emitted + token_start;
+                let split = token_start.max(self.emitted);
                 let mut found = self.emit_until(split, out);
                 // Secrets already whole in the masked token are reported now.
                 let inside: Vec<Finding> =
@@ -392,22 +413,36 @@ impl StreamRedactor {
     }
 }
 
-/// Bytes that continue a token for holding purposes.
-fn is_token_byte(b: u8) -> bool {
-    !(b.is_ascii_whitespace() || b"\"'`,;()<>[]{}|".contains(&b))
+/// Bytes that continue a token for holding purposes (wider than the
+/// matcher's tokens: `KEY=value` is held as one): a table, since the walk
+/// back over a held token runs on every read of a terminal.
+const HELD_BYTES: [bool; 256] = {
+    let mut t = [true; 256];
+    let breaks = b" \t\n\x0b\x0c\r\"'`,()<>[]{}|";
+    let mut i = 0;
+    while i < breaks.len() {
+        t[breaks[i] as usize] = false;
+        i += 1;
+    }
+    t
+};
+
+fn is_held_byte(b: u8) -> bool {
+    HELD_BYTES[b as usize]
 }
 
 /// Start of what Token mode holds: the trailing token, or trailing digit groups.
 fn token_tail_start(held: &[u8]) -> usize {
+    let floor = held.len().saturating_sub(LONG_TOKEN);
     let mut i = held.len();
-    while i > 0 && is_token_byte(held[i - 1]) {
+    while i > floor && is_held_byte(held[i - 1]) {
         i -= 1;
     }
     let tok = &held[i..];
     if tok.is_empty() || tok.iter().all(u8::is_ascii_digit) {
         // `4111 1111 ` may be the first half of a card number.
         let mut j = i;
-        while j > 0 && (held[j - 1].is_ascii_digit() || held[j - 1] == b' ' || held[j - 1] == b'-') {
+        while j > floor && (held[j - 1].is_ascii_digit() || held[j - 1] == b' ' || held[j - 1] == b'-') {
             j -= 1;
         }
         if held[j..i].iter().any(u8::is_ascii_digit) {

@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use leakguard_engine::{Engine, Hold, RuleSet, StreamRedactor, Style};
+use leakguard_engine::{Engine, Hold, RuleSet, StreamRedactor, Style, Tail};
 use proptest::prelude::*;
 
 fn engine() -> Arc<Engine> {
@@ -144,4 +144,52 @@ fn byte_at_a_time_in_token_mode_leaks_nothing() {
 
 fn memchr_find(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
+}
+
+#[test]
+fn keys_typed_one_keystroke_at_a_time_show_only_their_prefix() {
+    // A terminal's echo of a typist: every keystroke is its own read, the
+    // plain-token timer fires between keystrokes, the armed one does not.
+    // Same-width masks keep positions, so what shows of a key is checked
+    // where the key stands.
+    let e = engine();
+    let style = Style::SameWidth(b'*');
+    let set = RuleSet::builtin();
+    let mut leaks = Vec::new();
+    for rule in set.rules.iter().filter(|r| r.enabled && !r.prefixes.is_empty()) {
+        for ex in rule.examples.iter().filter(|ex| ex.is_ascii()) {
+            let text = ex.as_bytes();
+            let mut s = StreamRedactor::new(e.clone(), style.clone()).with_hold(Hold::Token);
+            let mut out = Vec::new();
+            for key in text.chunks(1) {
+                s.push(key, &mut out);
+                if s.tail() == Tail::Plain {
+                    s.flush_idle(&mut out);
+                }
+            }
+            s.flush(&mut out);
+            assert_eq!(out.len(), text.len());
+            for f in e.find(text).iter().filter(|f| e.rule(f.rule).id == rule.id) {
+                let secret = f.secret(text);
+                let Some(prefix) = rule
+                    .prefixes
+                    .iter()
+                    .find(|p| secret.len() > p.len() && secret[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
+                else {
+                    continue;
+                };
+                let body = f.start + prefix.len()..f.end;
+                let shown = body.clone().filter(|&i| out[i] == text[i]).count();
+                if shown * 4 > body.len() {
+                    leaks.push(format!(
+                        "{}: {shown} of {} shown in {:?}",
+                        rule.id,
+                        body.len(),
+                        String::from_utf8_lossy(&out)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(leaks.is_empty(), "{} typed keys leak:\n{}", leaks.len(), leaks.join("\n"));
 }

@@ -1,17 +1,18 @@
 //! Scanning and redacting `.ipynb` files (nbformat 4).
 //!
-//! Scanned: every cell's `source`; every output's stream `text`, text MIME
-//! types of `data` (joined when stored as a list of lines), every string
-//! inside JSON MIME types, and an error's `ename`, `evalue` and `traceback`.
-//! Left alone: base64 images and other binary MIME types, attachments,
-//! output and notebook metadata (execution ids, hashes), widget state.
+//! Scanned, through the walk of [`content`](crate::content): every cell's
+//! `source`; its outputs as the kernel sent them (stream text, text MIME
+//! types as text, JSON MIME types and output metadata as values, an error's
+//! `ename`, `evalue` and `traceback`); attachments' text types; cell and
+//! notebook metadata as values. Left alone: base64 images and other binary
+//! MIME types, and the names of nbformat's own keys.
 
 use std::fmt;
 
 use leakguard_engine::{Engine, Finding, Style};
 use serde_json::Value;
 
-use crate::mime::{self, MimeKind};
+use crate::content::{self, Role};
 
 /// Where in a notebook a text lies.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +21,10 @@ pub enum Place {
     Source,
     /// The cell's `index`-th output (0-based).
     Output { index: usize },
+    /// An attachment of a markdown cell.
+    Attachment,
+    /// The cell's metadata, or the notebook's when there is no cell.
+    Metadata,
 }
 
 impl fmt::Display for Place {
@@ -27,6 +32,8 @@ impl fmt::Display for Place {
         match self {
             Place::Source => f.write_str("source"),
             Place::Output { index } => write!(f, "output {index}"),
+            Place::Attachment => f.write_str("attachment"),
+            Place::Metadata => f.write_str("metadata"),
         }
     }
 }
@@ -34,9 +41,12 @@ impl fmt::Display for Place {
 /// A secret found in a notebook.
 #[derive(Clone, Debug)]
 pub struct NotebookFinding {
-    /// Index in the notebook's `cells` list (0-based).
-    pub cell: usize,
+    /// Index in the notebook's `cells` list (0-based); `None` for the
+    /// notebook's own metadata.
+    pub cell: Option<usize>,
     pub place: Place,
+    /// What the text is: cell code is input, the rest output.
+    pub role: Role,
     /// Line (1-based) and column (1-based, in characters) within the text.
     pub line: usize,
     pub column: usize,
@@ -57,95 +67,57 @@ pub enum NotebookError {
     Format(String),
 }
 
-/// One text of a notebook: a string, or a list of strings stored as lines.
-enum Text<'a> {
-    One(&'a mut String),
-    Lines(&'a mut Vec<Value>),
+/// Receives a notebook's texts with where they are.
+type TextFn<'a> = dyn FnMut(Option<usize>, &Place, &mut String, Role) + 'a;
+
+struct At<'f, 'a> {
+    f: &'f mut TextFn<'a>,
+    cell: Option<usize>,
+    place: Place,
 }
 
-impl Text<'_> {
-    fn get(&self) -> Option<String> {
-        match self {
-            Text::One(s) => Some((*s).clone()),
-            Text::Lines(v) => v.iter().map(|x| x.as_str()).collect::<Option<Vec<_>>>().map(|p| p.concat()),
-        }
-    }
-
-    fn set(&mut self, new: String) {
-        match self {
-            Text::One(s) => **s = new,
-            // Same form as Jupyter writes: one string per line, newline kept.
-            Text::Lines(v) => **v = new.split_inclusive('\n').map(|l| Value::String(l.to_string())).collect(),
-        }
+impl content::Visitor for At<'_, '_> {
+    fn text(&mut self, text: &mut String, role: Role) {
+        (self.f)(self.cell, &self.place, text, role)
     }
 }
 
-fn text_of(v: &mut Value) -> Option<Text<'_>> {
-    match v {
-        Value::String(s) => Some(Text::One(s)),
-        Value::Array(a) if a.iter().all(Value::is_string) => Some(Text::Lines(a)),
-        _ => None,
-    }
-}
-
-/// Calls `f` for every text of the notebook.
-fn for_each_text(nb: &mut Value, f: &mut dyn FnMut(usize, Place, Text<'_>)) -> Result<(), NotebookError> {
+/// Calls `f` for every text of the notebook, with its cell and place; `f`
+/// may change the text.
+pub fn for_each_text(nb: &mut Value, f: &mut TextFn<'_>) -> Result<(), NotebookError> {
     let cells = nb
         .get_mut("cells")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| NotebookError::Format("no `cells` list (nbformat 3 and older are not supported)".into()))?;
     for (i, cell) in cells.iter_mut().enumerate() {
-        if let Some(t) = cell.get_mut("source").and_then(text_of) {
-            f(i, Place::Source, t);
+        let Some(cell) = cell.as_object_mut() else { continue };
+        let cell_no = Some(i);
+        if let Some(source) = cell.get_mut("source") {
+            content::walk_lines(source, Role::Input, &mut At { f, cell: cell_no, place: Place::Source });
         }
-        let Some(outputs) = cell.get_mut("outputs").and_then(Value::as_array_mut) else { continue };
-        for (j, out) in outputs.iter_mut().enumerate() {
-            let place = || Place::Output { index: j };
-            let Some(obj) = out.as_object_mut() else { continue };
-            for key in ["text", "ename", "evalue"] {
-                if let Some(t) = obj.get_mut(key).and_then(text_of) {
-                    f(i, place(), t);
-                }
-            }
-            if let Some(Value::Array(tb)) = obj.get_mut("traceback") {
-                for line in tb.iter_mut() {
-                    if let Value::String(s) = line {
-                        f(i, place(), Text::One(s));
-                    }
-                }
-            }
-            if let Some(Value::Object(data)) = obj.get_mut("data") {
-                for (mime_type, value) in data.iter_mut() {
-                    match mime::kind(mime_type) {
-                        MimeKind::Text => {
-                            if let Some(t) = text_of(value) {
-                                f(i, place(), t);
-                            }
-                        }
-                        MimeKind::Json => for_each_json_string(value, &mut |s| f(i, place(), Text::One(s))),
-                        MimeKind::Binary => {}
-                    }
-                }
+        if let Some(Value::Array(outputs)) = cell.get_mut("outputs") {
+            for (j, out) in outputs.iter_mut().enumerate() {
+                content::walk_output(out, &mut At { f, cell: cell_no, place: Place::Output { index: j } });
             }
         }
+        if let Some(Value::Object(attachments)) = cell.get_mut("attachments") {
+            for bundle in attachments.values_mut() {
+                content::walk_bundle(bundle, &mut At { f, cell: cell_no, place: Place::Attachment });
+            }
+        }
+        if let Some(md) = cell.get_mut("metadata") {
+            content::walk_value(md, Role::Output, &mut At { f, cell: cell_no, place: Place::Metadata });
+        }
+    }
+    if let Some(md) = nb.get_mut("metadata") {
+        content::walk_value(md, Role::Output, &mut At { f, cell: None, place: Place::Metadata });
     }
     Ok(())
 }
 
-/// Calls `f` for every string inside a JSON value (keys stay as they are).
-pub fn for_each_json_string(v: &mut Value, f: &mut dyn FnMut(&mut String)) {
-    match v {
-        Value::String(s) => f(s),
-        Value::Array(a) => a.iter_mut().for_each(|x| for_each_json_string(x, f)),
-        Value::Object(o) => o.values_mut().for_each(|x| for_each_json_string(x, f)),
-        _ => {}
-    }
-}
-
 fn findings_in(
     engine: &Engine,
-    cell: usize,
-    place: &Place,
+    (cell, place, role): (Option<usize>, &Place, Role),
     text: &str,
     out: &mut Vec<NotebookFinding>,
 ) -> Vec<Finding> {
@@ -157,6 +129,7 @@ fn findings_in(
         out.push(NotebookFinding {
             cell,
             place: place.clone(),
+            role,
             line: before.matches('\n').count() + 1,
             column: text[line_start..f.start].chars().count() + 1,
             finding: f.clone(),
@@ -171,10 +144,8 @@ fn findings_in(
 pub fn scan(engine: &Engine, json: &[u8]) -> Result<Vec<NotebookFinding>, NotebookError> {
     let mut nb: Value = serde_json::from_slice(json)?;
     let mut out = Vec::new();
-    for_each_text(&mut nb, &mut |cell, place, t| {
-        if let Some(text) = t.get() {
-            findings_in(engine, cell, &place, &text, &mut out);
-        }
+    for_each_text(&mut nb, &mut |cell, place, text, role| {
+        findings_in(engine, (cell, place, role), text, &mut out);
     })?;
     Ok(out)
 }
@@ -190,13 +161,12 @@ pub struct Redacted {
 pub fn redact(engine: &Engine, json: &[u8], style: &Style) -> Result<Redacted, NotebookError> {
     let mut nb: Value = serde_json::from_slice(json)?;
     let mut findings = Vec::new();
-    for_each_text(&mut nb, &mut |cell, place, mut t| {
-        let Some(text) = t.get() else { return };
-        let found = findings_in(engine, cell, &place, &text, &mut findings);
+    for_each_text(&mut nb, &mut |cell, place, text, role| {
+        let found = findings_in(engine, (cell, place, role), text, &mut findings);
         if !found.is_empty() {
             let masked = engine.redact_findings(text.as_bytes(), &found, style);
             // Masks replace whole characters, so valid UTF-8 stays valid.
-            t.set(String::from_utf8_lossy(&masked).into_owned());
+            *text = String::from_utf8_lossy(&masked).into_owned();
         }
     })?;
     let json = if findings.is_empty() { json.to_vec() } else { to_notebook_json(&nb) };
@@ -245,9 +215,10 @@ mod tests {
     fn finds_everywhere_with_locations() {
         let e = Engine::builtin();
         let f = scan(&e, notebook().as_bytes()).unwrap();
-        let places: Vec<(usize, String, usize)> = f.iter().map(|x| (x.cell, x.place.to_string(), x.line)).collect();
-        assert!(places.contains(&(1, "source".into(), 2)), "{places:?}");
-        assert!(places.contains(&(1, "output 0".into(), 2)), "{places:?}");
+        let places: Vec<(Option<usize>, String, usize)> =
+            f.iter().map(|x| (x.cell, x.place.to_string(), x.line)).collect();
+        assert!(places.contains(&(Some(1), "source".into(), 2)), "{places:?}");
+        assert!(places.contains(&(Some(1), "output 0".into(), 2)), "{places:?}");
         assert!(places.iter().filter(|p| p.1 == "output 1").count() == 2, "html and json: {places:?}");
         assert!(places.iter().filter(|p| p.1 == "output 2").count() == 2, "evalue and traceback: {places:?}");
     }
@@ -268,6 +239,30 @@ mod tests {
         assert_eq!(after["cells"][1]["source"][1], "os.environ[\"GITHUB_TOKEN\"] = \"[REDACTED]\"\n");
         assert!(scan(&e, &r.json).unwrap().is_empty());
         assert!(text.ends_with("}\n") && text.starts_with("{\n \"cells\""));
+    }
+
+    #[test]
+    fn metadata_and_attachments_are_walked() {
+        let nb = serde_json::json!({
+            "cells": [{"cell_type": "markdown", "id": "m1", "source": "see image",
+                       "metadata": {"tags": [format!("token {GH}")]},
+                       "attachments": {"a.png": {"image/png": "iVBORw0KGgo=", "text/plain": GH}}}],
+            "metadata": {"papermill": {"parameters": {"token": GH}}},
+            "nbformat": 4, "nbformat_minor": 5
+        })
+        .to_string();
+        let e = Engine::builtin();
+        let f = scan(&e, nb.as_bytes()).unwrap();
+        let places: Vec<(Option<usize>, String)> = f.iter().map(|x| (x.cell, x.place.to_string())).collect();
+        assert_eq!(
+            places,
+            [(Some(0), "attachment".into()), (Some(0), "metadata".into()), (None, "metadata".into())],
+            "{places:?}"
+        );
+        let r = redact(&e, nb.as_bytes(), &Style::default()).unwrap();
+        let after: Value = serde_json::from_slice(&r.json).unwrap();
+        assert_eq!(after["cells"][0]["attachments"]["a.png"]["image/png"], "iVBORw0KGgo=");
+        assert!(!String::from_utf8_lossy(&r.json).contains("R7kPq2LmN9"));
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub enum EventKind {
     FileTransfer,
     AlertFailed,
     InternalError,
+    /// A message that failed its signature check or could not be parsed,
+    /// dropped by an enforcing channel (a sign of tampering).
+    MessageRejected,
 }
 
 impl EventKind {
@@ -60,6 +63,7 @@ impl EventKind {
             EventKind::FileTransfer => "file_transfer",
             EventKind::AlertFailed => "alert_failed",
             EventKind::InternalError => "internal_error",
+            EventKind::MessageRejected => "message_rejected",
         }
     }
 }
@@ -140,7 +144,7 @@ impl Event {
             host: origin.host.clone(),
             src: origin.src.clone(),
             notebook: origin.notebook.clone(),
-            parent: None,
+            parent: origin.parent.clone(),
             fingerprint: None,
             enforced: origin.enforced.then_some(true),
             sampled: None,
@@ -222,13 +226,24 @@ pub struct Origin {
     pub host: Option<String>,
     pub src: Option<String>,
     pub notebook: Option<String>,
+    /// The request the text belongs to (a Jupyter parent message id).
+    pub parent: Option<String>,
     /// Set by enforcement layers that user code cannot switch off.
     pub enforced: bool,
 }
 
 impl Origin {
     pub fn new(channel: Channel) -> Origin {
-        Origin { channel, user: None, session: None, host: hostname(), src: None, notebook: None, enforced: false }
+        Origin {
+            channel,
+            user: None,
+            session: None,
+            host: hostname(),
+            src: None,
+            notebook: None,
+            parent: None,
+            enforced: false,
+        }
     }
 
     /// The client address of an SSH session: the first field of `SSH_CONNECTION`.
@@ -330,7 +345,7 @@ pub fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn from_hex(s: &str) -> Option<Vec<u8>> {
+pub fn from_hex(s: &str) -> Option<Vec<u8>> {
     if s.len() % 2 != 0 {
         return None;
     }

@@ -73,6 +73,13 @@ impl Guard {
         Guard { reloader, auditor, context }
     }
 
+    /// This guard for the text of one request: its events name `parent`.
+    pub fn for_parent(&self, parent: Option<String>) -> Guard {
+        let mut g = self.clone();
+        g.context.origin.parent = parent;
+        g
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.reloader.current()
     }
@@ -120,7 +127,7 @@ impl Guard {
         let threshold = s.sample_threshold.value as usize;
         let window = (s.sample_window.value as usize).max(1).min(threshold / 2);
         let sampled = text.len() > threshold;
-        let findings: Vec<Finding> = if sampled {
+        let mut findings: Vec<Finding> = if sampled {
             // The head and the tail, each scanned on its own.
             let tail_at = floor_char(text, text.len() - window);
             let head = &text[..ceil_char(text, window)];
@@ -136,6 +143,10 @@ impl Guard {
         } else {
             engine.find(text)
         };
+        if !sampled {
+            let cut = crate::cuts::across_cuts(engine, text, &findings);
+            findings.extend(cut);
+        }
         if findings.is_empty() {
             return clean(sampled);
         }
@@ -278,23 +289,23 @@ impl GuardedStream {
             return Verdict::Clean;
         }
         self.follow_reload();
-        let mut piece = Vec::with_capacity(chunk.len() + 64);
-        let found = self.inner.push(chunk, &mut piece);
-        self.settle(found, piece, out)
+        let start = out.len();
+        let found = self.inner.push(chunk, out);
+        self.settle(found, start, out)
     }
 
     /// Writes out everything held (end of input).
     pub fn flush(&mut self, out: &mut Vec<u8>) -> Verdict {
-        let mut piece = Vec::new();
-        let found = self.inner.flush(&mut piece);
-        self.settle(found, piece, out)
+        let start = out.len();
+        let found = self.inner.flush(out);
+        self.settle(found, start, out)
     }
 
     /// Flushes after an idle timeout (interactive terminals).
     pub fn flush_idle(&mut self, out: &mut Vec<u8>) -> Verdict {
-        let mut piece = Vec::new();
-        let found = self.inner.flush_idle(&mut piece);
-        self.settle(found, piece, out)
+        let start = out.len();
+        let found = self.inner.flush_idle(out);
+        self.settle(found, start, out)
     }
 
     /// Checks what the user typed or pasted into this stream's session,
@@ -329,7 +340,9 @@ impl GuardedStream {
         }
     }
 
-    fn settle(&mut self, found: Vec<StreamFinding>, piece: Vec<u8>, out: &mut Vec<u8>) -> Verdict {
+    /// Decides on what the redactor appended to `out` after `start`: on
+    /// `Blocked` it is taken back out.
+    fn settle(&mut self, found: Vec<StreamFinding>, start: usize, out: &mut Vec<u8>) -> Verdict {
         let snap = self.guard.snapshot();
         let default = snap.settings.redact_mode.value;
         let engine = self.inner.engine().clone();
@@ -337,10 +350,10 @@ impl GuardedStream {
         // its line goes out.
         let held_block = self.inner.held_rules().iter().any(|&r| mode_of(&engine, r, default) == Mode::Block);
         if found.is_empty() && !held_block {
-            out.extend_from_slice(&piece);
             return Verdict::Clean;
         }
         if found.is_empty() {
+            out.truncate(start);
             self.guard.record(EventKind::Blocked, |e| {
                 let r = self.inner.held_rules().iter().find(|&&r| mode_of(&engine, r, default) == Mode::Block);
                 e.action = Some("block".into());
@@ -352,8 +365,8 @@ impl GuardedStream {
             found.iter().map(|f| self.guard.found(&engine, f.rule, f.secret.as_bytes(), default)).collect();
         let verdict = if held_block { Verdict::Blocked } else { verdict_of(&found) };
         self.guard.audit(&found, self.input, false, verdict);
-        if verdict != Verdict::Blocked {
-            out.extend_from_slice(&piece);
+        if verdict == Verdict::Blocked {
+            out.truncate(start);
         }
         verdict
     }

@@ -16,6 +16,7 @@
 
 pub mod alert;
 pub mod audit;
+mod cuts;
 mod error;
 mod guard;
 mod reload;

@@ -13,7 +13,7 @@ use leakguard_policy::audit::{Auditor, Channel, Event, EventKind, Key, Origin};
 use leakguard_policy::{Context, Found, Guard as PolicyGuard, GuardedStream, LoadOptions, Reloader, Verdict};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyString};
 
 /// The built-in rules, compiled once per process for `redact` and `scan`.
 fn builtin() -> &'static Arc<Engine> {
@@ -65,6 +65,33 @@ impl From<&Found> for Finding {
             end: None,
         }
     }
+}
+
+/// The UTF-8 text of a Python string, without a copy where CPython keeps
+/// one (always for ASCII strings): outputs can be hundreds of megabytes.
+/// `PyUnicode_AsUTF8AndSize` is in every CPython 3 but only in the limited
+/// API from 3.10; a POSIX extension module resolves it from the
+/// interpreter, so the abi3 (3.9) wheel can use it too.
+#[cfg(unix)]
+fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
+    unsafe extern "C" {
+        fn PyUnicode_AsUTF8AndSize(o: *mut pyo3::ffi::PyObject, size: *mut pyo3::ffi::Py_ssize_t) -> *const u8;
+    }
+    let mut size: pyo3::ffi::Py_ssize_t = 0;
+    // SAFETY: `s` is a live str; the buffer CPython returns lives as long as
+    // the object, which `'a` borrows.
+    let data = unsafe { PyUnicode_AsUTF8AndSize(s.as_ptr(), &mut size) };
+    if data.is_null() {
+        return Err(PyErr::fetch(s.py()));
+    }
+    // SAFETY: CPython hands back `size` bytes of valid UTF-8.
+    let bytes = unsafe { std::slice::from_raw_parts(data, size as usize) };
+    Ok(std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(bytes) }))
+}
+
+#[cfg(not(unix))]
+fn utf8<'a>(s: &'a Bound<'_, PyString>) -> PyResult<std::borrow::Cow<'a, str>> {
+    s.to_cow()
 }
 
 /// Character offset of byte offset `b` in `s`.
@@ -120,9 +147,11 @@ struct Guard {
 #[pymethods]
 impl Guard {
     /// Loads settings as the CLI does (defaults < config file < environment).
+    /// Compiling the rules takes tens of milliseconds, without the GIL.
     #[new]
     #[pyo3(signature = (channel="jupyter", notebook=None, session=None, user=None, config=None, enforced=false))]
     fn new(
+        py: Python<'_>,
         channel: &str,
         notebook: Option<String>,
         session: Option<String>,
@@ -132,9 +161,12 @@ impl Guard {
     ) -> PyResult<Guard> {
         let ch = self::channel(channel)?;
         let opts = LoadOptions { config_file: config, ..LoadOptions::default() };
-        let reloader = Reloader::load(opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let auditor =
-            Arc::new(Auditor::new(&reloader.current().settings).map_err(|e| PyRuntimeError::new_err(e.to_string()))?);
+        let (reloader, auditor) = py.allow_threads(|| {
+            let reloader = Reloader::load(opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let auditor =
+                Auditor::new(&reloader.current().settings).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+            Ok::<_, PyErr>((reloader, Arc::new(auditor)))
+        })?;
         let mut origin = Origin::new(ch);
         origin.user = user.or_else(|| std::env::var("USER").ok());
         origin.session = session;
@@ -147,25 +179,85 @@ impl Guard {
     }
 
     /// Checks a whole text: returns (verdict, text to show, findings).
-    /// `verdict` is "clean", "logged", "masked" or "blocked".
-    #[pyo3(signature = (text, input=false))]
-    fn check(&self, py: Python<'_>, text: &str, input: bool) -> (&'static str, String, Vec<Finding>) {
+    /// `verdict` is "clean", "logged", "masked" or "blocked"; audit events
+    /// name `parent` (the Jupyter request the text belongs to).
+    /// The text to show is `text` itself (the same object) when unchanged.
+    #[pyo3(signature = (text, input=false, parent=None))]
+    fn check<'py>(
+        &self,
+        text: &Bound<'py, PyString>,
+        input: bool,
+        parent: Option<String>,
+    ) -> PyResult<(&'static str, Bound<'py, PyAny>, Vec<Finding>)> {
+        let py = text.py();
+        let scoped = parent.map(|p| self.inner.for_parent(Some(p)));
+        let guard = scoped.as_ref().unwrap_or(&self.inner);
+        let s = utf8(text)?;
+        let s: &str = &s;
+        let (verdict, changed, found) = py.allow_threads(|| {
+            let o = guard.check(s.as_bytes(), input);
+            let changed = match o.output {
+                std::borrow::Cow::Borrowed(_) => None,
+                std::borrow::Cow::Owned(v) => Some(v),
+            };
+            (verdict_name(o.verdict), changed, o.found.iter().map(Finding::from).collect())
+        });
+        let output = match changed {
+            None => text.clone().into_any(),
+            Some(out) => PyString::new(py, &String::from_utf8_lossy(&out)).into_any(),
+        };
+        Ok((verdict, output, found))
+    }
+
+    /// Checks a kernel message's content (and metadata), given as JSON text,
+    /// with the walk the kernel proxy uses: returns (verdict, new content
+    /// JSON or None when unchanged, new metadata JSON or None, rule ids).
+    /// `stream` text is not walked (it needs a carry: use `stream()`).
+    #[pyo3(signature = (msg_type, content, metadata=None))]
+    #[allow(clippy::type_complexity)]
+    fn check_message(
+        &self,
+        py: Python<'_>,
+        msg_type: &str,
+        content: &str,
+        metadata: Option<&str>,
+    ) -> PyResult<(&'static str, Option<String>, Option<String>, Vec<String>)> {
         let guard = &self.inner;
         py.allow_threads(|| {
-            let o = guard.check(text.as_bytes(), input);
-            let output = match o.output {
-                std::borrow::Cow::Borrowed(_) => text.to_string(),
-                std::borrow::Cow::Owned(v) => String::from_utf8_lossy(&v).into_owned(),
+            let parse = |s: &str, what: &str| {
+                serde_json::from_str::<serde_json::Value>(s)
+                    .map_err(|e| PyValueError::new_err(format!("the message {what} is not JSON: {e}")))
             };
-            (verdict_name(o.verdict), output, o.found.iter().map(Finding::from).collect())
+            let mut c = parse(content, "content")?;
+            let mut m = metadata.map(|m| parse(m, "metadata")).transpose()?.unwrap_or(serde_json::Value::Null);
+            let checked = leakguard_jupyter::guarded::message(guard, msg_type, &mut c, &mut m);
+            let (c, m) =
+                if checked.changed { (Some(c.to_string()), metadata.map(|_| m.to_string())) } else { (None, None) };
+            Ok((verdict_name(checked.verdict), c, m, checked.rules))
         })
     }
 
-    /// A stream for text that arrives in pieces (stream outputs, terminals).
-    #[pyo3(signature = (input=false, line=true))]
-    fn stream(&self, input: bool, line: bool) -> Stream {
+    /// Checks a notebook (nbformat 4 JSON text) as the CLI scanner walks it:
+    /// returns (verdict, new notebook JSON or None when unchanged, rule ids).
+    /// Cell sources count as user input.
+    fn check_notebook(&self, py: Python<'_>, notebook: &str) -> PyResult<(&'static str, Option<String>, Vec<String>)> {
+        let guard = &self.inner;
+        py.allow_threads(|| {
+            let mut nb: serde_json::Value = serde_json::from_str(notebook)
+                .map_err(|e| PyValueError::new_err(format!("the notebook is not JSON: {e}")))?;
+            let checked = leakguard_jupyter::guarded::notebook(guard, &mut nb)
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            let out = checked.changed.then(|| nb.to_string());
+            Ok((verdict_name(checked.verdict), out, checked.rules))
+        })
+    }
+
+    /// A stream for text that arrives in pieces (stream outputs, terminals);
+    /// its audit events name `parent`.
+    #[pyo3(signature = (input=false, line=true, parent=None))]
+    fn stream(&self, input: bool, line: bool, parent: Option<String>) -> Stream {
         let hold = if line { Hold::Line } else { Hold::Token };
-        Stream { inner: Mutex::new(self.inner.stream(hold, input)) }
+        Stream { inner: Mutex::new(self.inner.for_parent(parent).stream(hold, input)) }
     }
 
     /// Whether the notebook path is under an allowlisted path (a hint, not an authorisation).
@@ -256,10 +348,26 @@ impl Stream {
 
 #[pymethods]
 impl Stream {
-    /// Adds text; returns (verdict, text that may be shown now).
-    fn push(&self, py: Python<'_>, text: &str) -> PyResult<(&'static str, String)> {
-        let bytes = text.as_bytes();
-        self.run(py, |s, out| s.push(bytes, out))
+    /// Adds text; returns (verdict, text that may be shown now). That text
+    /// is `text` itself (the same object) when all of it goes out unchanged.
+    fn push<'py>(&self, text: &Bound<'py, PyString>) -> PyResult<(&'static str, Bound<'py, PyAny>)> {
+        let py = text.py();
+        let s = utf8(text)?;
+        let bytes = s.as_bytes();
+        let (verdict, out) = py.allow_threads(|| {
+            let mut s = self.inner.lock().map_err(|_| PyRuntimeError::new_err("stream lock poisoned"))?;
+            let held_before = s.held();
+            let mut out = Vec::with_capacity(bytes.len() + held_before);
+            let v = s.push(bytes, &mut out);
+            // Nothing was held before or after, nothing masked: the output is the input.
+            let same = v == Verdict::Clean && held_before == 0 && s.held() == 0 && out.len() == bytes.len();
+            Ok::<_, PyErr>((v, (!same).then_some(out)))
+        })?;
+        let out = match out {
+            None => text.clone().into_any(),
+            Some(o) => PyString::new(py, &String::from_utf8_lossy(&o)).into_any(),
+        };
+        Ok((verdict_name(verdict), out))
     }
 
     /// Releases everything held (end of output).

@@ -23,12 +23,13 @@ use crate::signals::SignalPipe;
 use crate::terminal::{self, RawMode};
 use crate::{ACTIVE_ENV, EXIT_BLOCKED, Exit, Request, shell_argv};
 
-/// Idle time before a held token goes out, by what it looks like.
+/// Idle time before a held token goes out, by what it looks like. A plain
+/// token waits just long enough for the rest of a bulk write split across
+/// reads (the keystroke echo cost); an armed one waits for a typist.
 fn idle_delay(tail: Tail) -> Option<Duration> {
     match tail {
         Tail::Empty => None,
-        Tail::Plain => Some(Duration::from_millis(3)),
-        Tail::Partial => Some(Duration::from_millis(250)),
+        Tail::Plain => Some(Duration::from_micros(500)),
         Tail::Armed => Some(Duration::from_millis(1000)),
     }
 }
@@ -154,6 +155,21 @@ fn read_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
+/// Reads what the PTY has, up to a full buffer: bulk output is redacted
+/// in large pieces (a PTY read returns at most a few KiB), while a single
+/// keystroke's echo still goes out alone.
+fn read_batch(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = read_some(fd, buf)?;
+    while n > 0 && n + 4096 <= buf.len() {
+        match read_some(fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(m) => n += m,
+            Err(_) => break,
+        }
+    }
+    Ok(n)
+}
+
 fn exit_of(status: WaitStatus) -> Option<Exit> {
     match status {
         WaitStatus::Exited(_, c) => Some(Exit::Code(c)),
@@ -264,9 +280,11 @@ impl Session<'_> {
                 fds.push(libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 });
                 fds.len() - 1
             });
-            let ms = timeout.map_or(-1, |t| t.as_millis().min(60_000) as i32 + i32::from(t.as_micros() % 1000 != 0));
-            // SAFETY: fds is a valid array of pollfd for its length.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+            // ppoll: the plain-token timer is below poll's millisecond resolution.
+            let ts = timeout.map(|t| libc::timespec { tv_sec: t.as_secs() as _, tv_nsec: t.subsec_nanos() as _ });
+            let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+            // SAFETY: fds is a valid array of pollfd for its length; ts_ptr is null or points to ts.
+            let n = unsafe { libc::ppoll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ts_ptr, std::ptr::null()) };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -304,7 +322,7 @@ impl Session<'_> {
             if let Some(i) = master_ix {
                 let re = fds[i].revents;
                 if re & libc::POLLIN != 0 {
-                    match read_some(self.master, &mut buf) {
+                    match read_batch(self.master, &mut buf) {
                         Ok(0) => master_open = false,
                         Ok(n) => {
                             out.clear();
@@ -411,7 +429,7 @@ mod tests {
     #[test]
     fn timers() {
         assert_eq!(idle_delay(Tail::Empty), None);
-        assert!(idle_delay(Tail::Plain).unwrap() < idle_delay(Tail::Partial).unwrap());
-        assert!(idle_delay(Tail::Partial).unwrap() < idle_delay(Tail::Armed).unwrap());
+        assert!(idle_delay(Tail::Plain).unwrap() < Duration::from_millis(1), "keystroke echo stays under 1 ms");
+        assert!(idle_delay(Tail::Plain).unwrap() < idle_delay(Tail::Armed).unwrap());
     }
 }

@@ -13,10 +13,18 @@ How it works (research/jupyter.md, sections 1-4):
   (copy on write: the user's objects are never mutated) and hands it on.
 - Stream text goes through a carry buffer per (parent msg_id, stream name):
   a native ``Guard.stream()`` that holds an unfinished line (and a private key
-  block that may still grow), so a secret split over several stream messages
-  is still masked. What is held goes out after a short idle time (a timer
-  thread), when the hold grows past a bound, and before any other message
-  with the same parent, so ordering and the final ``idle`` are kept.
+  block that may still grow), so a secret split over several writes or
+  stream messages is still masked. What is held goes out after a short idle
+  time (a timer thread), when the hold grows past a bound, and before any
+  other message with the same parent, so ordering and the final ``idle`` are
+  kept. Text written to the kernel's ``sys.stdout``/``sys.stderr`` (prints,
+  subprocess and C output through ipykernel's fd capture) is filtered where
+  it is written (:class:`_Writer`): the scan of a big output runs without
+  the GIL beside ipykernel's own encoding on the IOPub thread, and the
+  stream messages made of it pass ``serialize`` untouched. Stream messages
+  from elsewhere are filtered in ``serialize``.
+- The rules compile on a thread while the kernel starts; the first text to
+  check waits for them.
 - Other messages are walked: text MIME types scanned as strings, JSON MIME
   types walked as values, binary MIME types and ``buffers`` untouched; widget
   comm messages are left alone unless the ``mask_widget_state`` setting is on
@@ -65,6 +73,13 @@ MAX_HOLD = 16384
 MAX_CARRIES = 256
 # Remembered blocked parents and scanned inputs.
 MAX_REMEMBERED = 256
+# Writes to sys.stdout/sys.stderr of at least this many characters are
+# filtered at once, on the writing thread (the scan runs without the GIL,
+# beside ipykernel's own work on the IOPub thread); smaller ones are
+# gathered first, so a loop of short prints costs one scan per batch ...
+BATCH = 65536
+# ... which goes out this long after its first write at the latest (or at a flush).
+GATHER = 0.05
 
 # Messages that carry no user data.
 _SKIP = frozenset(
@@ -144,16 +159,17 @@ class Filter:
 
     ``emit(msg_type, content, parent_header, ident)`` sends a new iopub
     message that needs no filtering (released stream text, block notices).
-    ``on_block(parent_id, rules, may_raise)`` is told when output of a request
-    was withheld; when ``may_raise`` it may raise :class:`SecretBlocked` to stop
-    the code that produced it (a display or result made by the cell itself).
+    ``on_block(parent_id, rules, how)`` is told when output of a request was
+    withheld: ``how`` is "raise" when it may raise :class:`SecretBlocked` to
+    stop the code that produced it (a print, display or result of the cell
+    itself, on the cell's thread), "interrupt" to interrupt the cell, "none"
+    when the cell has stopped already (its traceback is being shown).
     """
 
     def __init__(self, guard, emit, on_block=None):
         self.guard = guard
         self.emit = emit
         self.on_block = on_block
-        self.walker = _walk.Walker(self._check)
         self._lock = threading.RLock()
         self._carries = collections.OrderedDict()  # (parent_id, name) -> _Carry
         self._by_parent = {}  # parent_id -> {name: _Carry}
@@ -163,12 +179,14 @@ class Filter:
         self._timer = None
         self._timer_pid = None
         self._stopped = False
+        self.writers = []  # _Writer of each of the kernel's output streams
 
     # ----------------------------------------------------------------- scanning
-    def _check(self, text, input=False):
-        return self.guard.check(text, input=input)
+    def _walker(self, pid):
+        guard = self.guard
+        return _walk.Walker(lambda text, input=False: guard.check(text, input=input, parent=pid))
 
-    def check_input(self, code):
+    def check_input(self, code, pid=None):
         """``Guard.check(code, input=True)``, once per cell: the execute_input
         broadcast and ``do_execute`` share the result (one audit event)."""
         with self._lock:
@@ -176,7 +194,7 @@ class Filter:
         if hit is not None:
             return hit
         # With SCAN_INPUT off the execute_input echo is still masked, as output.
-        hit = self.guard.check(code, input=self.guard.scan_input)
+        hit = self.guard.check(code, input=self.guard.scan_input, parent=pid)
         with self._lock:
             self._inputs[code] = hit
             while len(self._inputs) > 16:
@@ -202,11 +220,7 @@ class Filter:
 
     def _failed(self, msg, exc):
         mtype = _msg_type(msg)
-        block = True
-        try:
-            block = self.guard.mode == "block"
-        except Exception:
-            pass
+        block = _block_mode(self.guard)
         try:
             # The reason names the failure, never the scanned text.
             self.guard.record(
@@ -226,6 +240,8 @@ class Filter:
 
     def _process(self, msg, ident):
         mtype = _msg_type(msg)
+        if mtype == "stream" and getattr(_TRUSTED, "on", False):
+            return msg  # made by a filtered OutStream from text filtered when written
         content = msg.get("content")
         pid = _parent_id(msg)
         if pid is not None and pid in self._by_parent and mtype != "stream":
@@ -244,22 +260,20 @@ class Filter:
                 return msg
             res = _walk.Result()
             data = content.get("data")
-            new = self.walker.value(data, res)
+            new = self._walker(pid).value(data, res)
             return msg if new is data else _with(msg, content=dict(content, data=new))
         res = _walk.Result()
         if mtype == "execute_input":
             code = content.get("code")
             if not isinstance(code, str) or len(code) < _walk.MIN_LEN:
                 return msg
-            verdict, out, findings = self.check_input(code)
+            verdict, out, findings = self.check_input(code, pid)
             res.add(verdict, findings)
             new = content if verdict in ("clean", "logged") else dict(content, code=out)
-        elif mtype == "history_reply":
-            new = self.walker.value(content, res, input=True)
         else:
-            new = self.walker.value(content, res)
+            new = self._walker(pid).value(content, res, input=mtype == "history_reply")
         md = msg.get("metadata")
-        new_md = self.walker.value(md, res) if md else md
+        new_md = self._walker(pid).value(md, res) if md else md
         if res.verdict == "blocked" and mtype in _OUTPUTS:
             return self._block(msg, pid, res.rules, mtype)
         if new is content and new_md is md:
@@ -274,7 +288,7 @@ class Filter:
         if self.on_block is not None:
             # Raising is safe only inside the user's own display()/result;
             # never from a traceback being shown or a stream.
-            self.on_block(pid, rules, mtype in _RAISE_ON)
+            self.on_block(pid, rules, "raise" if mtype in _RAISE_ON else "none" if mtype == "error" else "interrupt")
         if first or mtype == "error":
             return _with(msg, content=_error_content(_blocked_text(rules)), metadata={}, msg_type="error")
         return _with(msg, content={"name": "stderr", "text": ""}, metadata={}, msg_type="stream")
@@ -301,13 +315,23 @@ class Filter:
             # A blocked request's remaining stream output is withheld (a
             # child process may still be writing).
             return _with(msg, content=dict(content, text=""))
+        verdict, out = self._feed(pid, msg.get("parent_header") or {}, name, text, ident)
+        if verdict == "blocked":
+            rules = _rule_names(text)
+            return self._block(msg, pid, rules, "stream")
+        if out is text:
+            return msg
+        return _with(msg, content=dict(content, text=out))
+
+    def _feed(self, pid, parent, name, text, ident):
+        """Pushes stream text through the carry of (request, stream name)."""
         key = (pid or "", name)
         with self._lock:
             # Other streams of the request are not flushed: stdout and stderr
             # are buffered apart by ipykernel and never ordered between them.
             c = self._carries.get(key)
             if c is None:
-                c = self._new_carry(key, msg.get("parent_header") or {}, ident, name)
+                c = self._new_carry(key, parent, ident, name)
             else:
                 self._carries.move_to_end(key)
             verdict, out = c.stream.push(text)
@@ -318,7 +342,7 @@ class Filter:
                 out += o2
                 verdict = _worse(verdict, v2)
             if verdict == "blocked":
-                c.stream = self.guard.stream()
+                c.stream = self.guard.stream(parent=pid)
                 c.first = None
             elif c.stream.held:
                 now = time.monotonic()
@@ -329,15 +353,35 @@ class Filter:
                     self._wake.set()
             else:
                 c.first = None
-        if verdict == "blocked":
-            rules = _rule_names(text)
-            return self._block(msg, pid, rules, "stream")
-        if out == text:
-            return msg
-        return _with(msg, content=dict(content, text=out))
+        return verdict, out
+
+    def write_text(self, pid, parent, name, text, ident, how):
+        """Filters text written to one of the kernel's output streams;
+        returns what to write instead. ``how``: see ``on_block``."""
+        if self.is_blocked(pid):
+            return ""  # a blocked request's later output is withheld
+        try:
+            verdict, out = self._feed(pid, parent, name, text, ident)
+        except Exception as e:  # contain: never break the user's print()
+            self._failed({"header": {"msg_type": "stream"}, "parent_header": parent}, e)
+            return "" if _block_mode(self.guard) else text
+        if verdict != "blocked":
+            return out
+        rules = _rule_names(text)
+        first = self._mark_blocked(pid)
+        if how == "raise" and self.on_block is not None:
+            # Raises SecretBlocked (shown as the error) in the cell's own print() ...
+            self.on_block(pid, rules, how)
+        if first:
+            self.emit("error", _error_content(_blocked_text(rules)), parent, ident)
+        if how != "raise" and self.on_block is not None:
+            # ... else the error goes out first: a SIGINT to this very thread
+            # stops it at once.
+            self.on_block(pid, rules, how)
+        return ""
 
     def _new_carry(self, key, parent, ident, name):
-        c = _Carry(key, self.guard.stream(), parent, ident, name)
+        c = _Carry(key, self.guard.stream(parent=key[0] or None), parent, ident, name)
         self._carries[key] = c
         self._by_parent.setdefault(key[0], {})[name] = c
         if len(self._carries) > MAX_CARRIES:
@@ -383,18 +427,23 @@ class Filter:
         verdict, out = result
         pid = c.key[0] or None
         if verdict == "blocked":
-            c.stream = self.guard.stream()
+            c.stream = self.guard.stream(parent=pid)
             first = self._mark_blocked(pid)
             if first:
                 self.emit("error", _error_content(_blocked_text([])), c.parent, c.ident)
             if self.on_block is not None:
-                self.on_block(pid, [], False)
+                self.on_block(pid, [], "interrupt")
             return
         if out and not self.is_blocked(pid):
             self.emit("stream", {"name": c.name, "text": out}, c.parent, c.ident)
 
     def flush_all(self):
         """Releases every held tail (end of a forked child, unload)."""
+        for w in self.writers:
+            try:
+                w.drain("interrupt")
+            except SecretBlocked:
+                pass
         with self._lock:
             for c in list(self._carries.values()):
                 if c.stream.held:
@@ -416,6 +465,12 @@ class Filter:
         while not self._stopped:
             deadline = None
             try:
+                for w in self.writers:
+                    due = w.due()
+                    if due is not None and due <= time.monotonic():
+                        w.drain("interrupt")
+                    elif due is not None and (deadline is None or due < deadline):
+                        deadline = due
                 with self._lock:
                     now = time.monotonic()
                     for c in list(self._carries.values()):
@@ -451,6 +506,162 @@ class Filter:
         self._wake = threading.Event()
         self._timer = None
         self._timer_pid = None
+        for w in self.writers:
+            w.after_fork_in_child()
+
+
+# Set while a filtered OutStream sends what was written to it (see _Writer).
+_TRUSTED = threading.local()
+
+
+class _Writer:
+    """Filters what is written to one of the kernel's OutStreams (sys.stdout,
+    sys.stderr) where it is written, instead of when ipykernel sends it.
+
+    Big writes are filtered on the writing thread at once; small ones are
+    gathered per request and filtered together (at ``BATCH`` characters,
+    after ``GATHER`` seconds, or when the stream is flushed). The filtered
+    text is written to the stream, which echoes and sends only that; its
+    stream messages then pass ``serialize`` untouched (``_TRUSTED``).
+    Streams split across writes are still masked: the text goes through the
+    same carry per (request, stream name) as stream messages do.
+    """
+
+    def __init__(self, flt, stream):
+        self.flt = flt
+        self.stream = stream
+        self.name = stream.name
+        self.orig_write = stream.write
+        self.orig_flush = stream.flush
+        self.orig_send = stream._flush
+        self.lock = threading.Lock()
+        self.pending = {}  # request id -> [parent header, [texts], characters]
+        self.since = None  # when the oldest pending text was written
+
+    def install(self, ext):
+        ext._set(self.stream, "write", self.write)
+        ext._set(self.stream, "flush", self.flush)
+        ext._set(self.stream, "_flush", self.send)
+        self.flt.writers.append(self)
+
+    def write(self, string):
+        if not isinstance(string, str) or self.stream.pub_thread is None:
+            return self.orig_write(string)  # ipykernel's own errors
+        parent = self.stream.parent_header
+        pid = parent.get("msg_id") if isinstance(parent, dict) else None
+        with self.lock:
+            p = self.pending.get(pid)
+            if p is None:
+                p = self.pending[pid] = [parent, [], 0]
+            p[1].append(string)
+            p[2] += len(string)
+            batch = self.pending.pop(pid) if p[2] >= BATCH else None
+            start_timer = batch is None and self.since is None
+            if start_timer:
+                self.since = time.monotonic()
+        if batch is not None:
+            self._out(pid, batch, "raise")
+        elif start_timer:
+            self.flt._ensure_timer()
+            self.flt._wake.set()
+        return len(string)
+
+    def flush(self):
+        self.drain("interrupt")
+        return self.orig_flush()
+
+    def send(self):
+        _TRUSTED.on = True
+        try:
+            return self.orig_send()
+        finally:
+            _TRUSTED.on = False
+
+    def due(self):
+        since = self.since
+        return None if since is None else since + GATHER
+
+    def drain(self, how):
+        """Filters and writes out everything gathered."""
+        with self.lock:
+            batches = list(self.pending.items())
+            self.pending.clear()
+            self.since = None
+        for pid, batch in batches:
+            self._out(pid, batch, how)
+
+    def _out(self, pid, batch, how):
+        parent, texts, _ = batch
+        text = texts[0] if len(texts) == 1 else "".join(texts)
+        out = self.flt.write_text(pid, parent, self.name, text, self.stream.topic, how)
+        if out:
+            self.orig_write(out)
+
+    def after_fork_in_child(self):
+        self.lock = threading.Lock()
+        self.pending = {}
+        self.since = None
+
+
+def _is_kernel_stream(stream):
+    """An ipykernel OutStream with the parts _Writer relies on."""
+    try:
+        from ipykernel.iostream import OutStream
+    except ImportError:
+        return False
+    return isinstance(stream, OutStream) and all(
+        hasattr(stream, a) for a in ("_flush", "parent_header", "topic", "pub_thread", "name")
+    )
+
+
+class _Loading:
+    """A value made on another thread; attribute access waits for it (and
+    raises what making it raised)."""
+
+    def __init__(self, make):
+        self._make = make
+        self._done = threading.Event()
+        self._value = self._error = None
+        threading.Thread(target=self._run, name="leakguard-load", daemon=True).start()
+
+    def _run(self):
+        try:
+            self._value = self._make()
+        except BaseException as e:  # surfaced on first use
+            self._error = e
+        finally:
+            self._done.set()
+
+    def after_fork_in_child(self):
+        # A fork before the value was made has no thread making it.
+        if not self._done.is_set():
+            self._done = threading.Event()
+            self._run()
+
+    def get(self):
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def __getattr__(self, name):
+        return getattr(self.get(), name)
+
+
+def _started(guard):
+    if guard.allowlisted():
+        # Notebooks under ALLOWLIST_PATHS are not filtered (the path is a hint, see _Extension).
+        guard.record("session_start", reason="allowlisted notebook path: not filtered")
+    else:
+        guard.record("session_start")
+    return guard
+
+
+def _block_mode(guard):
+    try:
+        return guard.mode == "block"
+    except Exception:
+        return True
 
 
 def _worse(a, b):
@@ -522,19 +733,21 @@ class _Extension:
         session_id = None
         if self.kernel is not None:
             session_id = getattr(getattr(self.kernel, "session", None), "session", None)
-        self.guard = Guard(channel="jupyter", notebook=self.notebook, session=session_id)
+        self.guard = _Loading(lambda: _started(Guard(channel="jupyter", notebook=self.notebook, session=session_id)))
         self.filter = None
 
     def install(self):
-        if self.guard.allowlisted():
-            # Notebooks under ALLOWLIST_PATHS are not filtered (see above: a hint).
-            self.guard.record("session_start", reason="allowlisted notebook path: not filtered")
-            return
-        self.guard.record("session_start")
+        # The hooks go in at once; the rules compile on another thread while
+        # the kernel starts, and the first text to check waits for them.
+        # Under ALLOWLIST_PATHS every check passes text through unchanged.
         if self.kernel is not None:
             self.filter = Filter(self.guard, self._emit, self._on_block)
             self._wrap_serialize(self.kernel.session)
             self._wrap_do_execute(self.kernel)
+            self._show_blocked_briefly()
+            for stream in (sys.stdout, sys.stderr):
+                if _is_kernel_stream(stream):
+                    _Writer(self.filter, stream).install(self)
         hm = getattr(self.ip, "history_manager", None)
         if hm is not None:
             self._wrap_store_inputs(hm)
@@ -579,6 +792,27 @@ class _Extension:
         serialize.__wrapped__ = orig
         self._set(session, "serialize", serialize)
 
+    def _show_blocked_briefly(self):
+        """SecretBlocked is raised deep inside ipykernel's display code: show
+        it as one line naming the rule, not a traceback through ipykernel,
+        jupyter_client and leakguard (IPython's custom exception handler; one
+        the user set already keeps handling its own exceptions)."""
+        ip = self.ip
+        prev_types = tuple(getattr(ip, "custom_exceptions", ()) or ())
+        prev_handler = getattr(ip, "CustomTB", None)
+
+        def handler(shell, etype, evalue, tb, tb_offset=None):
+            if not issubclass(etype, SecretBlocked):
+                return prev_handler(etype, evalue, tb, tb_offset=tb_offset)
+            stb = _error_content(str(evalue))["traceback"]
+            shell._showtraceback(etype, evalue, stb)
+            return stb
+
+        prev_instance = {k: ip.__dict__.get(k, _MISSING) for k in ("CustomTB", "custom_exceptions")}
+        ip.set_custom_exc(prev_types + (SecretBlocked,), handler)
+        for k, v in prev_instance.items():
+            self.restore.append((ip, k, v))
+
     def _emit(self, msg_type, content, parent_header, ident):
         """Sends an already-filtered iopub message through the IOPub thread's
         queue, so it keeps its place before the message being filtered."""
@@ -588,7 +822,7 @@ class _Extension:
         k.iopub_socket.send_multipart(frames)
 
     # ---------------------------------------------------------------- block
-    def _on_block(self, pid, rules, may_raise):
+    def _on_block(self, pid, rules, how):
         if pid is None:
             return
         tid = self.running.get(pid)
@@ -596,10 +830,11 @@ class _Extension:
             return  # the request is over: withholding is all that is left
         in_child = os.getpid() != self.kernel_pid
         if not in_child and threading.get_ident() == tid and threading.current_thread() is threading.main_thread():
-            if may_raise:
+            if how == "raise":
                 # Produced by the cell's own code on this thread: stop it right here.
                 raise SecretBlocked(_blocked_text(rules))
-            return  # e.g. the cell's traceback being shown: it has stopped already
+            if how == "none":
+                return  # e.g. the cell's traceback being shown: it has stopped already
         if tid != threading.main_thread().ident:
             return  # a subshell thread: SIGINT only reaches the main thread
         if pid in self.interrupted:
@@ -642,7 +877,7 @@ class _Extension:
         try:
             if not isinstance(code, str) or len(code) < _walk.MIN_LEN or not self.guard.scan_input:
                 return None
-            verdict, out, findings = self.filter.check_input(code)
+            verdict, out, findings = self.filter.check_input(code, pid)
             if verdict == "clean":
                 self.current_input[tid] = (code, code)
                 return None
@@ -720,10 +955,7 @@ class _Extension:
 
     # ---------------------------------------------------------------- misc
     def _block_mode(self):
-        try:
-            return self.guard.mode == "block"
-        except Exception:
-            return True
+        return _block_mode(self.guard)
 
     def _record_error(self, exc, what, pid):
         try:
@@ -776,6 +1008,8 @@ def _after_fork_in_child():
     ext = _active
     if ext is None or ext.filter is None:
         return
+    if isinstance(ext.guard, _Loading):
+        ext.guard.after_fork_in_child()
     ext.filter.after_fork_in_child()
     # A multiprocessing child ends with os._exit after running its
     # finalizers: release what is still held then. Process._bootstrap clears

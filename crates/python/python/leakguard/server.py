@@ -18,10 +18,10 @@ are saved as they are.
 """
 
 import collections
+import json
 import os
 import threading
 
-from . import _walk
 from ._native import Guard
 
 _GUARDS = collections.OrderedDict()  # absolute path -> Guard (its audit events name the file)
@@ -49,40 +49,15 @@ def _abs_path(path, contents_manager):
 
 
 def scrub_notebook(nb, guard):
-    """Masks a notebook (nbformat v4 dict) in place; returns the worst verdict."""
-    res = _walk.Result()
-    w = _walk.Walker(lambda text, input=False: guard.check(text, input=input))
-    for cell in nb.get("cells") or []:
-        if "source" in cell:
-            cell["source"] = w.lines(cell["source"], res, input=True)
-        for out in cell.get("outputs") or []:
-            kind = out.get("output_type")
-            if kind == "stream":
-                out["text"] = w.lines(out.get("text", ""), res)
-            elif kind in ("display_data", "execute_result", "update_display_data"):
-                if "data" in out:
-                    out["data"] = w.bundle(out["data"], res, multiline=True)
-                if out.get("metadata"):
-                    out["metadata"] = w.value(out["metadata"], res)
-            elif kind == "error":
-                for key in ("ename", "evalue"):
-                    if isinstance(out.get(key), str):
-                        out[key] = w.text(out[key], res)
-                if isinstance(out.get("traceback"), list):
-                    out["traceback"] = w.value(out["traceback"], res)
-            else:
-                for key, value in list(out.items()):
-                    if key != "output_type":
-                        out[key] = w.value(value, res)
-        if cell.get("attachments"):
-            cell["attachments"] = {
-                name: w.bundle(bundle, res, multiline=True) for name, bundle in cell["attachments"].items()
-            }
-        if cell.get("metadata"):
-            cell["metadata"] = w.value(cell["metadata"], res)
-    if nb.get("metadata"):
-        nb["metadata"] = w.value(nb["metadata"], res)
-    return res
+    """Masks a notebook (nbformat v4 dict) in place; returns (verdict, rule ids).
+
+    The walk is the native one the CLI scanner and the kernel proxy use."""
+    verdict, masked, rules = guard.check_notebook(json.dumps(nb, ensure_ascii=False))
+    if masked is not None:
+        new = json.loads(masked)
+        nb.clear()
+        nb.update(new)
+    return verdict, rules
 
 
 def pre_save(model, path, contents_manager=None, **kwargs):
