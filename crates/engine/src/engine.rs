@@ -511,10 +511,10 @@ impl Engine {
         if cr.allow.iter().chain(&self.global_allow).any(|a| a.allows(h, f)) {
             return false;
         }
-        if let Some(min) = cr.rule.entropy {
-            if validate::shannon_entropy(secret) < min {
-                return false;
-            }
+        if let Some(min) = cr.rule.entropy
+            && validate::shannon_entropy(secret) < min
+        {
+            return false;
         }
         if !cr.rule.validators.iter().all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders)) {
             return false;
@@ -669,11 +669,13 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
             keywords.push(p.as_bytes().to_vec());
         }
     }
-    if prefixes.is_empty() && keywords.is_empty() && rule.min_digits.is_none() {
-        if let Some(lits) = extract_prefixes(&hir) {
-            for l in lits {
-                if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
-            }
+    if prefixes.is_empty()
+        && keywords.is_empty()
+        && rule.min_digits.is_none()
+        && let Some(lits) = extract_prefixes(&hir)
+    {
+        for l in lits {
+            if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
         }
     }
     let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;

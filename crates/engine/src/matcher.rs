@@ -912,7 +912,7 @@ mod tests {
             let id = which.index(lits.len());
             let (lit, any_case, long) = &lits[id];
             let mut text: Vec<u8> = lit.iter().enumerate()
-                .map(|(i, &b)| if *any_case && flips >> (i % 16) & 1 == 1 { b ^ 0x20 * b.is_ascii_alphabetic() as u8 } else { b })
+                .map(|(i, &b)| if *any_case && flips >> (i % 16) & 1 == 1 { b ^ (0x20 * b.is_ascii_alphabetic() as u8) } else { b })
                 .collect();
             if *long {
                 // Its rule's matches hold more token bytes after the prefix.

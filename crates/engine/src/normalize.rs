@@ -151,11 +151,11 @@ pub(crate) fn project(h: &[u8]) -> Projection {
             i += 1;
             continue;
         }
-        if b >= 0xc2 {
-            if let Some(len) = invisible_at(h, i) {
-                i += len;
-                continue;
-            }
+        if b >= 0xc2
+            && let Some(len) = invisible_at(h, i)
+        {
+            i += len;
+            continue;
         }
         p.text.push(b);
         p.map.push(i);
