@@ -364,8 +364,8 @@ impl Engine {
         self.rules.is_empty()
     }
 
-    pub(crate) fn prefix_state(&self, token: &[u8]) -> crate::matcher::PrefixState {
-        self.matcher.prefix_state(token)
+    pub(crate) fn starts_with_prefix(&self, token: &[u8]) -> bool {
+        self.matcher.starts_with_prefix(token)
     }
 
     /// Which keyword search is in use (`teddy`, `aho-corasick` or `none`).

@@ -25,14 +25,6 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind,
 use crate::classify::{BLOCK, BlockWalker, ByteSet, Classifier, Runs, from_ahead, from_behind, wide};
 use crate::normalize;
 
-/// Whether a token is, or could become, the start of a known secret prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PrefixState {
-    None,
-    Partial,
-    Armed,
-}
-
 /// A byte range of the haystack in which one rule's regex must run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Window {
@@ -211,28 +203,25 @@ impl Prefilter {
         }
     }
 
-    /// How far `token` gets into the prefix automaton.
-    pub fn prefix_state(&self, token: &[u8]) -> PrefixState {
+    /// Whether `token` begins with a known secret prefix (case aside).
+    pub fn starts_with_prefix(&self, token: &[u8]) -> bool {
         let Some(pi) = &self.prefixes else {
-            return PrefixState::None;
+            return false;
         };
         let dfa = &pi.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
-            return PrefixState::None;
+            return false;
         };
-        if token.is_empty() {
-            return PrefixState::None;
-        }
         for &b in token {
             sid = dfa.next_state(Anchored::Yes, sid, b);
             if dfa.is_dead(sid) {
-                return PrefixState::None;
+                return false;
             }
             if dfa.is_match(sid) {
-                return PrefixState::Armed;
+                return true;
             }
         }
-        PrefixState::Partial
+        false
     }
 
     fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, anchored: bool) {
