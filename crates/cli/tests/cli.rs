@@ -148,7 +148,8 @@ fn audit_verify_finds_edits_removals_and_reordering() {
     assert!(o.status.success(), "{}", stdout(&o));
     let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect();
     assert_eq!(lines.len(), 5);
-    let cases: [(&str, Box<dyn Fn(&mut Vec<String>)>, usize); 3] = [
+    type Change = Box<dyn Fn(&mut Vec<String>)>;
+    let cases: [(&str, Change, usize); 3] = [
         ("edit", Box::new(|l: &mut Vec<String>| l[2] = l[2].replace("\"mask\"", "\"log_only\"")), 3),
         ("delete", Box::new(|l: &mut Vec<String>| drop(l.remove(1))), 2),
         ("reorder", Box::new(|l: &mut Vec<String>| l.swap(2, 3)), 3),

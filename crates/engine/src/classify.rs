@@ -4,13 +4,13 @@
 //! Token starts and digit runs are then found with shifts and ANDs instead of
 //! a loop per byte, which is what lets the matcher skip tensor dumps, logs
 //! and base64 at several GB/s. On x86_64 the masks come from SSE2 (always
-//! present there); elsewhere from a scalar loop that the tests hold equal.
+//! present there) or AVX2; elsewhere from a scalar loop that the tests hold equal.
 
 /// Class masks of one 64-byte block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Masks {
     pub digit: u64,
-    pub alpha: u64,
+    pub alnum: u64,
     /// Alphanumerics plus `-` `_` `.` `+` `/`: bytes that can sit inside a token.
     pub token: u64,
     /// Space or dash: what may separate digit groups (`4111 1111`, `138-1234`).
@@ -20,62 +20,115 @@ pub(crate) struct Masks {
     /// Bytes that may start an escape sequence, a backspace or an invisible
     /// character (ESC, BS, and the UTF-8 lead bytes E1, E2, EF, C2).
     pub special: u64,
-}
-
-impl Masks {
-    #[inline]
-    pub fn alnum(&self) -> u64 {
-        self.digit | self.alpha
-    }
+    /// Bytes in the classifier's first and second [`ByteSet`]s.
+    pub first: u64,
+    pub second: u64,
 }
 
 pub(crate) const BLOCK: usize = 64;
 
-/// Picks the widest SIMD the CPU has, once.
+/// A set of bytes that SIMD tests 32 at a time with two table lookups.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ByteSet {
+    /// Bit `h` of `lo[l]` says whether the ASCII byte `h << 4 | l` is in.
+    lo: [u8; 16],
+    /// Whether the bytes 0x80..=0xff are in (all or none).
+    high: bool,
+}
+
+impl ByteSet {
+    pub fn insert(&mut self, b: u8) {
+        if b >= 0x80 {
+            self.high = true;
+        } else {
+            self.lo[(b & 15) as usize] |= 1 << (b >> 4);
+        }
+    }
+
+    pub fn contains(&self, b: u8) -> bool {
+        if b >= 0x80 { self.high } else { self.lo[(b & 15) as usize] >> (b >> 4) & 1 == 1 }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.high && self.lo == [0; 16]
+    }
+}
+
+/// Picks the widest SIMD the CPU has, once, and holds the byte sets whose
+/// masks ([`Masks::first`], [`Masks::second`]) its user needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Classifier {
     #[cfg(target_arch = "x86_64")]
     avx2: bool,
+    first: ByteSet,
+    second: ByteSet,
+    with_sets: bool,
 }
 
 impl Classifier {
+    #[cfg(test)]
     pub fn new() -> Classifier {
+        Classifier::with_sets(ByteSet::default(), ByteSet::default())
+    }
+
+    pub fn with_sets(first: ByteSet, second: ByteSet) -> Classifier {
         Classifier {
             #[cfg(target_arch = "x86_64")]
             avx2: std::arch::is_x86_feature_detected!("avx2"),
+            first,
+            second,
+            with_sets: !(first.is_empty() && second.is_empty()),
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    pub fn has_avx2(&self) -> bool {
+        self.avx2
+    }
+
     /// Classifies one block.
-    #[inline]
+    #[inline(always)]
     pub fn classify(&self, block: &[u8; BLOCK]) -> Masks {
         #[cfg(target_arch = "x86_64")]
         {
             if self.avx2 {
                 // SAFETY: AVX2 was detected at run time.
-                unsafe { avx2::classify(block) }
+                unsafe { avx2::classify(block, &self.first, &self.second, self.with_sets) }
             } else {
                 // SAFETY: SSE2 is part of the x86_64 baseline.
-                unsafe { sse2::classify(block) }
+                let mut m = unsafe { sse2::classify(block) };
+                if self.with_sets {
+                    (m.first, m.second) = sets_scalar(block, &self.first, &self.second);
+                }
+                m
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            classify_scalar(block)
+            classify_scalar(block, &self.first, &self.second)
         }
     }
 }
 
+fn sets_scalar(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet) -> (u64, u64) {
+    let (mut f, mut s) = (0, 0);
+    for (i, &b) in block.iter().enumerate() {
+        f |= (first.contains(b) as u64) << i;
+        s |= (second.contains(b) as u64) << i;
+    }
+    (f, s)
+}
+
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
+pub(crate) fn classify_scalar(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet) -> Masks {
     let mut m = Masks::default();
     for (i, &b) in block.iter().enumerate() {
         let bit = 1u64 << i;
         if b.is_ascii_digit() {
             m.digit |= bit;
         }
-        if b.is_ascii_alphabetic() {
-            m.alpha |= bit;
+        if b.is_ascii_alphanumeric() {
+            m.alnum |= bit;
         }
         if b.is_ascii_alphanumeric() || b"-_.+/".contains(&b) {
             m.token |= bit;
@@ -93,11 +146,11 @@ pub(crate) fn classify_scalar(block: &[u8; BLOCK]) -> Masks {
             m.special |= bit;
         }
     }
+    (m.first, m.second) = sets_scalar(block, first, second);
     m
 }
 
-/// One SIMD implementation per vector width, from the same macro so the two
-/// cannot drift apart.
+/// The SSE2 classifier, for x86_64 CPUs without AVX2.
 macro_rules! simd_classify {
     ($name:ident, $feature:literal, $vec:ty, $lanes:expr, $width:expr,
      $load:ident, $set1:ident, $sub:ident, $min:ident, $cmpeq:ident, $or:ident, $movemask:ident, $mask_ty:ty) => {
@@ -136,9 +189,10 @@ macro_rules! simd_classify {
                         let dash = eq(v, b'-');
                         let punct = $or($or(dash, eq(v, b'_')), $or(eq(v, b'.'), $or(eq(v, b'+'), eq(v, b'/'))));
                         let shift = $width * lane;
+                        let alnum = $or(digit, alpha);
                         m.digit |= bits(digit) << shift;
-                        m.alpha |= bits(alpha) << shift;
-                        m.token |= bits($or($or(digit, alpha), punct)) << shift;
+                        m.alnum |= bits(alnum) << shift;
+                        m.token |= bits($or(alnum, punct)) << shift;
                         m.sep |= bits($or(eq(v, b' '), dash)) << shift;
                         m.backslash |= bits(eq(v, b'\\')) << shift;
                         m.percent |= bits(eq(v, b'%')) << shift;
@@ -167,21 +221,123 @@ simd_classify!(
     _mm_movemask_epi8,
     u16
 );
-simd_classify!(
-    avx2,
-    "avx2",
-    __m256i,
-    2,
-    32,
-    _mm256_loadu_si256,
-    _mm256_set1_epi8,
-    _mm256_sub_epi8,
-    _mm256_min_epu8,
-    _mm256_cmpeq_epi8,
-    _mm256_or_si256,
-    _mm256_movemask_epi8,
-    u32
-);
+
+/// The AVX2 classifier: two table lookups per nibble give each byte a set
+/// of class bits, from which every mask is one or two operations away.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{BLOCK, ByteSet, Masks};
+    use core::arch::x86_64::*;
+
+    // Classes of the first table. Each is a product of a set of high and a
+    // set of low nibbles, which is what the two lookups can express.
+    const DIGIT: u8 = 1;
+    const ALPHA_UPPER_A: u8 = 2; // A-O and a-o
+    const ALPHA_UPPER_P: u8 = 4; // P-Z and p-z
+    const PUNCT: u8 = 8; // + - . /
+    const UNDERSCORE: u8 = 16;
+    const SEP: u8 = 32; // space and -
+    const BACKSLASH: u8 = 64;
+    const PERCENT: u8 = 128;
+    const ALNUM: u8 = DIGIT | ALPHA_UPPER_A | ALPHA_UPPER_P;
+    const TOKEN: u8 = ALNUM | PUNCT | UNDERSCORE;
+    /// (class, high nibbles, low nibbles)
+    const FIRST: &[(u8, &[u8], &[u8])] = &[
+        (DIGIT, &[3], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+        (ALPHA_UPPER_A, &[4, 6], &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+        (ALPHA_UPPER_P, &[5, 7], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        (PUNCT, &[2], &[0xb, 0xd, 0xe, 0xf]),
+        (UNDERSCORE, &[5], &[0xf]),
+        (SEP, &[2], &[0x0, 0xd]),
+        (BACKSLASH, &[5], &[0xc]),
+        (PERCENT, &[2], &[0x5]),
+    ];
+    /// ESC, BS, and the lead bytes E1 E2 EF and C2 (see `Masks::special`).
+    const SPECIAL: &[(u8, &[u8], &[u8])] =
+        &[(1, &[1], &[0xb]), (2, &[0], &[8]), (4, &[0xe], &[1, 2, 0xf]), (8, &[0xc], &[2])];
+
+    const fn tables(classes: &[(u8, &[u8], &[u8])]) -> ([u8; 16], [u8; 16]) {
+        let (mut hi, mut lo) = ([0u8; 16], [0u8; 16]);
+        let mut c = 0;
+        while c < classes.len() {
+            let (bit, his, los) = classes[c];
+            let mut i = 0;
+            while i < his.len() {
+                hi[his[i] as usize] |= bit;
+                i += 1;
+            }
+            i = 0;
+            while i < los.len() {
+                lo[los[i] as usize] |= bit;
+                i += 1;
+            }
+            c += 1;
+        }
+        (hi, lo)
+    }
+
+    const FIRST_TABLES: ([u8; 16], [u8; 16]) = tables(FIRST);
+    const SPECIAL_TABLES: ([u8; 16], [u8; 16]) = tables(SPECIAL);
+    /// For a high nibble below 8, the bit `ByteSet::lo` keeps it at.
+    const BIT_OF_HIGH: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[inline(always)]
+    unsafe fn table(t: &[u8; 16]) -> __m256i {
+        unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr() as *const __m128i)) }
+    }
+
+    #[inline(always)]
+    unsafe fn bits(v: __m256i) -> u64 {
+        unsafe { _mm256_movemask_epi8(v) as u32 as u64 }
+    }
+
+    /// Bytes whose class bits meet `class`.
+    #[inline(always)]
+    unsafe fn any(c: __m256i, class: u8) -> u64 {
+        unsafe {
+            !bits(_mm256_cmpeq_epi8(_mm256_and_si256(c, _mm256_set1_epi8(class as i8)), _mm256_setzero_si256()))
+                & 0xffff_ffff
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn classify(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet, with_sets: bool) -> Masks {
+        let mut m = Masks::default();
+        unsafe {
+            let (first_hi, first_lo) = (table(&FIRST_TABLES.0), table(&FIRST_TABLES.1));
+            let (special_hi, special_lo) = (table(&SPECIAL_TABLES.0), table(&SPECIAL_TABLES.1));
+            let bit_of_high = table(&BIT_OF_HIGH);
+            let (set_a, set_b) = (table(&first.lo), table(&second.lo));
+            let nibble = _mm256_set1_epi8(0x0f);
+            for lane in 0..2 {
+                let shift = 32 * lane;
+                let v = _mm256_loadu_si256(block.as_ptr().add(shift) as *const __m256i);
+                let lo = _mm256_and_si256(v, nibble);
+                let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+                let c = _mm256_and_si256(_mm256_shuffle_epi8(first_lo, lo), _mm256_shuffle_epi8(first_hi, hi));
+                let sp = _mm256_and_si256(_mm256_shuffle_epi8(special_lo, lo), _mm256_shuffle_epi8(special_hi, hi));
+                // A 16-bit shift left by 7 - k brings class bit k of every byte to its top bit.
+                m.digit |= bits(_mm256_slli_epi16(c, 7)) << shift;
+                m.alnum |= any(c, ALNUM) << shift;
+                m.token |= any(c, TOKEN) << shift;
+                m.sep |= bits(_mm256_slli_epi16(c, 2)) << shift;
+                m.backslash |= bits(_mm256_slli_epi16(c, 1)) << shift;
+                m.percent |= bits(c) << shift;
+                m.special |= any(sp, 0xff) << shift;
+                if with_sets {
+                    let bit = _mm256_shuffle_epi8(bit_of_high, hi);
+                    let high = bits(v);
+                    let a = any(_mm256_and_si256(_mm256_shuffle_epi8(set_a, lo), bit), 0xff);
+                    let b = any(_mm256_and_si256(_mm256_shuffle_epi8(set_b, lo), bit), 0xff);
+                    m.first |= (a | if first.high { high } else { 0 }) << shift;
+                    m.second |= (b | if second.high { high } else { 0 }) << shift;
+                }
+            }
+        }
+        m
+    }
+}
 
 /// Bit `p` set iff bits `p..p+len` of `w` are all set (`len` in 1..=64).
 #[cfg(test)]
@@ -194,6 +350,7 @@ pub(crate) fn runs_of(w: u128, len: u32) -> u128 {
 pub(crate) struct Runs {
     shifts: [u32; 7],
     n: usize,
+    len: u32,
 }
 
 impl Runs {
@@ -211,7 +368,7 @@ impl Runs {
             shifts[n] = len - have;
             n += 1;
         }
-        Runs { shifts, n }
+        Runs { shifts, n, len }
     }
 
     #[inline]
@@ -222,6 +379,21 @@ impl Runs {
         }
         r
     }
+
+    /// The bits of `starts` at which `w` has a run of `len` set bits. Long
+    /// runs are rare: three fixed shifts rule most blocks out first.
+    #[inline]
+    pub fn at(&self, w: u128, starts: u64) -> u64 {
+        if self.len >= 8 {
+            let mut r = w & w >> 1;
+            r &= r >> 2;
+            r &= r >> 4;
+            if starts & r as u64 == 0 {
+                return 0;
+            }
+        }
+        starts & self.of(w) as u64
+    }
 }
 
 /// Walks a haystack block by block, giving each block's masks together
@@ -229,9 +401,9 @@ impl Runs {
 pub(crate) struct BlockWalker<'h> {
     classifier: Classifier,
     haystack: &'h [u8],
-    /// Masks of the previous, current and next block, rotating.
-    ring: [Masks; 3],
-    cur_slot: usize,
+    prev: Masks,
+    cur: Masks,
+    next: Masks,
     /// Offset of the current block in the haystack.
     pub at: usize,
     started: bool,
@@ -239,28 +411,41 @@ pub(crate) struct BlockWalker<'h> {
 
 impl<'h> BlockWalker<'h> {
     pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h> {
-        let mut w =
-            BlockWalker { classifier, haystack, ring: [Masks::default(); 3], cur_slot: 0, at: 0, started: false };
-        w.ring[1] = w.load(0);
+        let mut w = BlockWalker {
+            classifier,
+            haystack,
+            prev: Masks::default(),
+            cur: Masks::default(),
+            next: Masks::default(),
+            at: 0,
+            started: false,
+        };
+        w.next = w.load(0);
         w
     }
 
+    #[inline(always)]
     fn load(&self, at: usize) -> Masks {
         match self.haystack.get(at..at + BLOCK) {
             Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
-            None if at < self.haystack.len() => {
-                // Zero padding classifies as "nothing", which ends every run.
-                let mut pad = [0u8; BLOCK];
-                let tail = &self.haystack[at..];
-                pad[..tail.len()].copy_from_slice(tail);
-                self.classifier.classify(&pad)
-            }
-            None => Masks::default(),
+            None => self.load_tail(at),
         }
     }
 
+    /// The last, partial block: zero padding classifies as "nothing", which ends every run.
+    #[cold]
+    fn load_tail(&self, at: usize) -> Masks {
+        if at >= self.haystack.len() {
+            return Masks::default();
+        }
+        let mut pad = [0u8; BLOCK];
+        let tail = &self.haystack[at..];
+        pad[..tail.len()].copy_from_slice(tail);
+        self.classifier.classify(&pad)
+    }
+
     /// Moves to the next block; false at the end of the haystack.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self) -> bool {
         if self.started {
             self.at += BLOCK;
@@ -269,25 +454,25 @@ impl<'h> BlockWalker<'h> {
         if self.at >= self.haystack.len() {
             return false;
         }
-        self.cur_slot = (self.cur_slot + 1) % 3;
-        let next = self.load(self.at + BLOCK);
-        self.ring[(self.cur_slot + 1) % 3] = next;
+        self.prev = self.cur;
+        self.cur = self.next;
+        self.next = self.load(self.at + BLOCK);
         true
     }
 
     #[inline]
     pub fn prev(&self) -> &Masks {
-        &self.ring[(self.cur_slot + 2) % 3]
+        &self.prev
     }
 
     #[inline]
     pub fn cur(&self) -> &Masks {
-        &self.ring[self.cur_slot]
+        &self.cur
     }
 
     #[inline]
     pub fn next(&self) -> &Masks {
-        &self.ring[(self.cur_slot + 1) % 3]
+        &self.next
     }
 }
 
@@ -316,20 +501,36 @@ mod tests {
 
     proptest! {
         #[test]
-        fn simd_equals_scalar(bytes in proptest::collection::vec(any::<u8>(), 64)) {
+        fn simd_equals_scalar(
+            bytes in proptest::collection::vec(any::<u8>(), 64),
+            first in proptest::collection::vec(any::<u8>(), 0..40),
+            second in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
             let block: [u8; 64] = bytes.try_into().unwrap();
-            prop_assert_eq!(Classifier::new().classify(&block), classify_scalar(&block));
+            let (mut a, mut b) = (ByteSet::default(), ByteSet::default());
+            first.iter().for_each(|&x| a.insert(x));
+            second.iter().for_each(|&x| b.insert(x));
+            let scalar = classify_scalar(&block, &a, &b);
+            prop_assert_eq!(Classifier::with_sets(a, b).classify(&block), scalar);
             #[cfg(target_arch = "x86_64")]
-            prop_assert_eq!(unsafe { sse2::classify(&block) }, classify_scalar(&block));
+            {
+                let mut m = unsafe { sse2::classify(&block) };
+                (m.first, m.second) = sets_scalar(&block, &a, &b);
+                prop_assert_eq!(m, scalar);
+            }
+            for (i, &x) in block.iter().enumerate() {
+                prop_assert_eq!(scalar.first >> i & 1 == 1, first.contains(&x) || (x >= 0x80 && first.iter().any(|&f| f >= 0x80)));
+            }
         }
 
         #[test]
-        fn runs_match_naive(w in any::<u128>(), len in 1u32..=64) {
+        fn runs_match_naive(w in any::<u128>(), len in 1u32..=64, starts in any::<u64>()) {
             let r = runs_of(w, len);
             for p in 0..64 {
                 let naive = (p..p + len as usize).all(|i| i < 128 && w >> i & 1 == 1);
                 prop_assert_eq!(r >> p & 1 == 1, naive, "p={} len={}", p, len);
             }
+            prop_assert_eq!(Runs::new(len).at(w, starts), starts & r as u64);
         }
     }
 

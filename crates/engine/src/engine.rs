@@ -8,7 +8,7 @@ use regex_automata::util::captures::Captures;
 use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Class, Hir, HirKind};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
 use crate::error::RuleError;
 use crate::matcher::{Matcher, Prefilter, Reach, Triggers, Window};
@@ -196,6 +196,57 @@ fn leading_token_run(hir: &Hir) -> usize {
     go(hir).0
 }
 
+/// The fewest and the most digits a match can hold (most: `None` if unbounded).
+fn digit_span(hir: &Hir) -> (usize, Option<usize>) {
+    let class = |ranges: &mut dyn Iterator<Item = (u32, u32)>| {
+        let (mut all, mut any) = (true, false);
+        for (a, b) in ranges {
+            all &= a >= u32::from(b'0') && b <= u32::from(b'9');
+            any |= a <= u32::from(b'9') && b >= u32::from(b'0');
+        }
+        (usize::from(all && any), Some(usize::from(any)))
+    };
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => (0, Some(0)),
+        HirKind::Literal(lit) => {
+            let n = lit.0.iter().filter(|b| b.is_ascii_digit()).count();
+            (n, Some(n))
+        }
+        HirKind::Class(Class::Bytes(c)) => class(&mut c.ranges().iter().map(|r| (r.start().into(), r.end().into()))),
+        HirKind::Class(Class::Unicode(c)) => class(&mut c.ranges().iter().map(|r| (r.start().into(), r.end().into()))),
+        HirKind::Repetition(r) => {
+            let (lo, hi) = digit_span(&r.sub);
+            let hi = match (hi, r.max) {
+                (Some(0), _) => Some(0),
+                (Some(h), Some(m)) => h.checked_mul(m as usize),
+                _ => None,
+            };
+            (lo.saturating_mul(r.min as usize), hi)
+        }
+        HirKind::Capture(c) => digit_span(&c.sub),
+        HirKind::Concat(v) => v.iter().map(digit_span).fold((0, Some(0)), |(lo, hi), (l, h)| {
+            (lo.saturating_add(l), hi.zip(h).and_then(|(a, b)| a.checked_add(b)))
+        }),
+        HirKind::Alternation(v) => {
+            let spans: Vec<_> = v.iter().map(digit_span).collect();
+            let lo = spans.iter().map(|s| s.0).min().unwrap_or(0);
+            let hi = spans.iter().try_fold(0, |m, s| s.1.map(|h| m.max(h)));
+            (lo, hi)
+        }
+    }
+}
+
+/// Whether every match begins (or, with `end`, ends) with a `\b`.
+fn at_word_boundary(hir: &Hir, end: bool) -> bool {
+    match hir.kind() {
+        HirKind::Look(l) => matches!(l, Look::WordAscii | Look::WordUnicode),
+        HirKind::Capture(c) => at_word_boundary(&c.sub, end),
+        HirKind::Concat(v) => (if end { v.last() } else { v.first() }).is_some_and(|e| at_word_boundary(e, end)),
+        HirKind::Alternation(v) => v.iter().all(|e| at_word_boundary(e, end)),
+        _ => false,
+    }
+}
+
 /// Literal starts of every match, when the regex has a small set of them.
 fn extract_prefixes(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     let seq = Extractor::new().kind(ExtractKind::Prefix).limit_total(256).extract(hir);
@@ -313,8 +364,8 @@ impl Engine {
         self.rules.is_empty()
     }
 
-    pub(crate) fn prefix_state(&self, token: &[u8]) -> crate::matcher::PrefixState {
-        self.matcher.prefix_state(token)
+    pub(crate) fn starts_with_prefix(&self, token: &[u8]) -> bool {
+        self.matcher.starts_with_prefix(token)
     }
 
     /// Which keyword search is in use (`teddy`, `aho-corasick` or `none`).
@@ -460,10 +511,10 @@ impl Engine {
         if cr.allow.iter().chain(&self.global_allow).any(|a| a.allows(h, f)) {
             return false;
         }
-        if let Some(min) = cr.rule.entropy {
-            if validate::shannon_entropy(secret) < min {
-                return false;
-            }
+        if let Some(min) = cr.rule.entropy
+            && validate::shannon_entropy(secret) < min
+        {
+            return false;
         }
         if !cr.rule.validators.iter().all(|&v| validate::check(v, h, f.start, f.end, &self.placeholders)) {
             return false;
@@ -618,11 +669,13 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
             keywords.push(p.as_bytes().to_vec());
         }
     }
-    if prefixes.is_empty() && keywords.is_empty() && rule.min_digits.is_none() {
-        if let Some(lits) = extract_prefixes(&hir) {
-            for l in lits {
-                if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
-            }
+    if prefixes.is_empty()
+        && keywords.is_empty()
+        && rule.min_digits.is_none()
+        && let Some(lits) = extract_prefixes(&hir)
+    {
+        for l in lits {
+            if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
         }
     }
     let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
@@ -636,6 +689,12 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
         })
         .collect::<Result<_, _>>()?;
     let token_run = leading_token_run(&hir).min(min_len.max(1));
+    // A run with fewer digits than any match holds cannot hold one; nor can
+    // one whose digit groups add up to too many, if matches are whole groups.
+    let (fewest, most) = digit_span(&hir);
+    let min_digits = rule.min_digits.map(|n| n.max(fewest));
+    let whole_groups = at_word_boundary(&hir, false) && at_word_boundary(&hir, true);
+    let max_digits = most.filter(|_| whole_groups && min_digits.is_some());
     let compiled = CompiledRule {
         hir,
         regex: OnceLock::new(),
@@ -651,7 +710,8 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
         // `(?i)` or `(?i:` at the start of the regex makes its prefixes case-insensitive.
         prefix_case_sensitive: !rule.regex.trim_start().trim_start_matches("(?:").starts_with("(?i"),
         keywords,
-        min_digits: rule.min_digits,
+        min_digits,
+        max_digits,
         token_run,
         reach,
     };
@@ -751,6 +811,25 @@ values = ["AKIAIOSFODNN7EXAMPLE"]
     fn rules_without_triggers_use_extracted_literals() {
         let e = engine("[[rules]]\nid = \"x\"\ndescription = \"x\"\ncategory = \"c\"\nregex = 'tok_[a-z0-9]{20}'\n");
         assert_eq!(e.find(b"a tok_q8zk2m4xw7r1p9tj5vb3 b").len(), 1);
+    }
+
+    #[test]
+    fn digit_spans_and_word_boundaries() {
+        let span = |re: &str| digit_span(&parse_hir(re).unwrap());
+        assert_eq!(span(r"\b[1-8]\d{5}(?:19|20)\d{2}\d{7}[\dXx]\b"), (17, Some(18)));
+        assert_eq!(
+            span(r"\b(?:4\d{15}|3[47]\d\d[ -]?\d{6}[ -]?\d{5}|62\d\d(?:[ -]?\d{4}){3}(?:[ -]?\d{3})?)\b"),
+            (15, Some(19))
+        );
+        assert_eq!(span(r"id=\d+"), (1, None));
+        assert_eq!(span(r"[a-z]{3}"), (0, Some(0)));
+        let bounded = |re: &str| {
+            let h = parse_hir(re).unwrap();
+            (at_word_boundary(&h, false), at_word_boundary(&h, true))
+        };
+        assert_eq!(bounded(r"\b(?:4\d{15}|5\d{15})\b"), (true, true));
+        assert_eq!(bounded(r"(?:\+86[ -]?|\b)(1\d{10})\b"), (false, true));
+        assert_eq!(bounded(r"\d{11}"), (false, false));
     }
 
     #[test]

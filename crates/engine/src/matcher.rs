@@ -22,16 +22,8 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
-use crate::classify::{BLOCK, BlockWalker, Classifier, Runs, from_ahead, from_behind, wide};
+use crate::classify::{BLOCK, BlockWalker, ByteSet, Classifier, Runs, from_ahead, from_behind, wide};
 use crate::normalize;
-
-/// Whether a token is, or could become, the start of a known secret prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PrefixState {
-    None,
-    Partial,
-    Armed,
-}
 
 /// A byte range of the haystack in which one rule's regex must run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -78,6 +70,9 @@ pub(crate) struct Triggers {
     pub prefix_case_sensitive: bool,
     pub keywords: Vec<Vec<u8>>,
     pub min_digits: Option<usize>,
+    /// Most digits a match holds, when every match also begins and ends at
+    /// a word boundary (so it is made of whole digit groups of the run).
+    pub max_digits: Option<usize>,
     /// Every match starts with at least this many token bytes: shorter
     /// tokens cannot hold one.
     pub token_run: usize,
@@ -105,16 +100,20 @@ pub(crate) struct Prefilter {
 }
 
 struct PrefixIndex {
-    /// Bit per first two bytes of a prefix (in every case the prefix may
-    /// match in): a one-load reject for the many token starts that begin no prefix.
-    pairs: Box<[u64; 1024]>,
+    /// Rejects, with a few loads and no branch, the many token starts
+    /// (`grad_norm`, `tokenizers`, `user=`) that begin no prefix, before the
+    /// automaton (too big to stay in cache) walks.
+    starts: StartIndex,
     /// Case-insensitive; case-sensitive prefixes are checked after a hit.
     dfa: DFA,
     patterns: Vec<PrefixPattern>,
+    /// [`head`] of each pattern.
+    heads: Vec<(u64, u64)>,
     /// Tokens shorter than this cannot hold any prefix rule's match.
     min_token: Runs,
-    /// Whether some prefix starts with a digit (else numbers are skipped).
-    digit_led: bool,
+    min_token_len: usize,
+    /// The longest token run any prefix rule needs: tokens are measured no further.
+    longest_run: usize,
 }
 
 struct PrefixPattern {
@@ -138,9 +137,19 @@ enum KeywordSearch {
 }
 
 struct DigitIndex {
-    rules: Vec<u32>,
-    min_digits: Runs,
+    rules: Vec<DigitRule>,
+    /// Bytes in the shortest run any rule needs (digits and separators).
+    min_run: Runs,
 }
+
+struct DigitRule {
+    rule: u32,
+    min: usize,
+    max: Option<usize>,
+}
+
+/// Digit groups of a run beyond this many are not told apart.
+const MAX_GROUPS: usize = 16;
 
 impl Prefilter {
     pub fn new(rules: &[Triggers]) -> Prefilter {
@@ -154,27 +163,31 @@ impl Prefilter {
         for (i, t) in rules.iter().enumerate() {
             let i = i as u32;
             for p in &t.prefixes {
-                prefix_lits.push((p.clone(), (i, t.token_run, t.prefix_case_sensitive)));
-                min_token = min_token.min(t.token_run);
+                // A match starts with the prefix, so its token is at least as long as the prefix's.
+                let run = t.token_run.max(p.iter().take_while(|&&b| is_token_byte(b)).count());
+                prefix_lits.push((p.clone(), (i, run, t.prefix_case_sensitive)));
+                min_token = min_token.min(run);
             }
             for k in &t.keywords {
                 keyword_lits.push((k.to_ascii_lowercase(), i));
             }
             if let Some(n) = t.min_digits {
-                digits.push(i);
+                digits.push(DigitRule { rule: i, min: n, max: t.max_digits });
                 min_digits = min_digits.min(n as u32);
             }
             if t.prefixes.is_empty() && t.keywords.is_empty() && t.min_digits.is_none() {
                 always.push(i);
             }
         }
+        let prefixes = PrefixIndex::new(prefix_lits, min_token);
+        let (first, second) = prefixes.as_ref().map_or_else(Default::default, PrefixIndex::byte_sets);
         Prefilter {
-            classifier: Classifier::new(),
+            classifier: Classifier::with_sets(first, second),
             reach,
-            prefixes: PrefixIndex::new(prefix_lits, min_token),
+            prefixes,
             keywords: KeywordIndex::new(keyword_lits),
             digits: (!digits.is_empty())
-                .then(|| DigitIndex { rules: digits, min_digits: Runs::new(min_digits.min(64)) }),
+                .then(|| DigitIndex { rules: digits, min_run: Runs::new(min_digits.clamp(1, 64)) }),
             always,
         }
     }
@@ -190,28 +203,25 @@ impl Prefilter {
         }
     }
 
-    /// How far `token` gets into the prefix automaton.
-    pub fn prefix_state(&self, token: &[u8]) -> PrefixState {
+    /// Whether `token` begins with a known secret prefix (case aside).
+    pub fn starts_with_prefix(&self, token: &[u8]) -> bool {
         let Some(pi) = &self.prefixes else {
-            return PrefixState::None;
+            return false;
         };
         let dfa = &pi.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
-            return PrefixState::None;
+            return false;
         };
-        if token.is_empty() {
-            return PrefixState::None;
-        }
         for &b in token {
             sid = dfa.next_state(Anchored::Yes, sid, b);
             if dfa.is_dead(sid) {
-                return PrefixState::None;
+                return false;
             }
             if dfa.is_match(sid) {
-                return PrefixState::Armed;
+                return true;
             }
         }
-        PrefixState::Partial
+        false
     }
 
     fn push(&self, h: &[u8], out: &mut Vec<Window>, rule: u32, hit_start: usize, hit_end: usize, anchored: bool) {
@@ -232,6 +242,23 @@ impl Prefilter {
 
     /// Returns false when `check_visible` is set and the text needs projecting.
     fn scan_blocks(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.classifier.has_avx2() {
+            // SAFETY: the classifier found AVX2 at run time.
+            return unsafe { self.scan_blocks_avx2(h, check_visible, out) };
+        }
+        self.scan_blocks_with(h, check_visible, out)
+    }
+
+    /// The walk compiled for AVX2, so that the classifier inlines into it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn scan_blocks_avx2(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        self.scan_blocks_with(h, check_visible, out)
+    }
+
+    #[inline(always)]
+    fn scan_blocks_with(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
         let mut w = BlockWalker::new(self.classifier, h);
         // Length of the token run reaching the end of the previous block.
         let mut run = 0usize;
@@ -249,16 +276,18 @@ impl Prefilter {
             let inside_blob = c.token == u64::MAX && run >= LONG_RUN;
             run = if c.token == u64::MAX { run + BLOCK } else { c.token.leading_ones() as usize };
             if let Some(pi) = self.prefixes.as_ref().filter(|_| !inside_blob) {
-                let alnum = c.alnum();
-                let mut starts = alnum & !from_behind(p.alnum(), alnum, 1);
-                if !pi.digit_led {
-                    starts &= c.alpha;
-                }
+                let alnum = c.alnum;
+                let mut starts = alnum & !from_behind(p.alnum, alnum, 1);
                 // Starts after an escaped newline (`\nsk-...`) or a percent-encoding (`%3Dsk-...`).
                 starts |= alnum & from_behind(p.backslash, c.backslash, 2);
                 starts |= alnum & from_behind(p.percent, c.percent, 3);
+                // Whose first two bytes are those of some prefix.
+                starts &= c.first & from_ahead(c.second, n.second, 1);
                 if starts != 0 {
-                    let mut cand = starts & pi.min_token.of(wide(c.token, n.token)) as u64;
+                    if pi.min_token_len > MIN_TOKEN_FLOOR {
+                        starts &= pi.min_token.of(wide(c.token, n.token)) as u64;
+                    }
+                    let mut cand = pi.starts.filter(h, w.at, starts);
                     while cand != 0 {
                         let at = w.at + cand.trailing_zeros() as usize;
                         cand &= cand - 1;
@@ -278,7 +307,10 @@ impl Prefilter {
                 let run_start = c.digit
                     & !(from_behind(p.digit, c.digit, 1)
                         | (from_behind(p.sep, c.sep, 1) & from_behind(p.digit, c.digit, 2)));
-                let mut cand = run_start & di.min_digits.of(wide(ds, ds_next)) as u64;
+                if run_start == 0 {
+                    continue;
+                }
+                let mut cand = di.min_run.at(wide(ds, ds_next), run_start);
                 while cand != 0 {
                     let at = w.at + cand.trailing_zeros() as usize;
                     cand &= cand - 1;
@@ -290,32 +322,26 @@ impl Prefilter {
     }
 
     fn prefix_at(&self, pi: &PrefixIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
-        if !pi.pair_may_start(h, at) {
-            return;
-        }
-        let dfa = &pi.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
-            return;
-        };
         let mut run: Option<usize> = None;
-        for &b in &h[at..] {
-            sid = dfa.next_state(Anchored::Yes, sid, b);
-            if dfa.is_special(sid) {
-                if dfa.is_dead(sid) {
-                    return;
-                }
-                if dfa.is_match(sid) {
-                    for i in 0..dfa.match_len(sid) {
-                        let pat = &pi.patterns[dfa.match_pattern(sid, i).as_usize()];
-                        let len = pat.literal.len();
-                        let exact = h[at..at + len] == pat.literal[..];
-                        let run = *run.get_or_insert_with(|| h[at..].iter().take_while(|&&b| is_token_byte(b)).count());
-                        for &(r, min_run, case_sensitive) in &pat.rules {
-                            if run >= min_run && (exact || !case_sensitive) {
-                                self.push(h, out, r, at, at + len, true);
-                            }
-                        }
-                    }
+        let raw = eight_at(h, at);
+        let eight = raw | FOLD8;
+        for id in pi.starts.candidates(raw as u32) {
+            let (head, mask) = pi.heads[id as usize];
+            if eight & mask != head {
+                continue;
+            }
+            let pat = &pi.patterns[id as usize];
+            let len = pat.literal.len();
+            let Some(text) = h.get(at..at + len) else { continue };
+            if !text.eq_ignore_ascii_case(&pat.literal) {
+                continue;
+            }
+            let exact = text == &pat.literal[..];
+            let run = *run
+                .get_or_insert_with(|| h[at..].iter().take(pi.longest_run).take_while(|&&b| is_token_byte(b)).count());
+            for &(r, min_run, case_sensitive) in &pat.rules {
+                if run >= min_run && (exact || !case_sensitive) {
+                    self.push(h, out, r, at, at + len, true);
                 }
             }
         }
@@ -323,16 +349,24 @@ impl Prefilter {
 
     fn digits_at(&self, di: &DigitIndex, h: &[u8], at: usize, out: &mut Vec<Window>) {
         // The run: digits, and single spaces or dashes between digits.
+        let mut groups = [0usize; MAX_GROUPS];
+        let mut n_groups = 0;
+        let mut digits = 0;
         let mut end = at;
         while end < h.len() {
-            if h[end].is_ascii_digit()
-                || (matches!(h[end], b' ' | b'-') && h.get(end + 1).is_some_and(u8::is_ascii_digit))
-            {
-                end += 1;
+            if h[end].is_ascii_digit() {
+                digits += 1;
+                if n_groups < MAX_GROUPS {
+                    groups[n_groups] += 1;
+                }
+            } else if matches!(h[end], b' ' | b'-') && h.get(end + 1).is_some_and(u8::is_ascii_digit) {
+                n_groups += 1;
             } else {
                 break;
             }
+            end += 1;
         }
+        let groups = &groups[..(n_groups + 1).min(MAX_GROUPS)];
         let before = at.checked_sub(1).map(|i| h[i]);
         let after = h.get(end).copied();
         let digit_at = |i: Option<usize>| i.and_then(|i| h.get(i)).is_some_and(u8::is_ascii_digit);
@@ -346,10 +380,24 @@ impl Prefilter {
         }
         // One byte more so a trailing check character (`...002X`) is in range.
         let end = (end + 1).min(h.len());
-        for &r in &di.rules {
-            out.push(Window { rule: r, anchored: false, start: at, end });
+        for r in &di.rules {
+            if digits >= r.min && r.max.is_none_or(|max| n_groups >= MAX_GROUPS || some_groups_sum(groups, r.min, max))
+            {
+                out.push(Window { rule: r.rule, anchored: false, start: at, end });
+            }
         }
     }
+}
+
+/// Whether some consecutive groups hold between `min` and `max` digits.
+fn some_groups_sum(groups: &[usize], min: usize, max: usize) -> bool {
+    (0..groups.len()).any(|i| {
+        let mut sum = 0;
+        groups[i..].iter().any(|&g| {
+            sum += g;
+            (min..=max).contains(&sum)
+        })
+    })
 }
 
 impl Matcher for Prefilter {
@@ -397,47 +445,214 @@ impl PrefixIndex {
             .start_kind(StartKind::Anchored)
             .build(patterns.iter().map(|p| &p.literal))
             .expect("a DFA over a few hundred short literals always builds");
-        let min_token = Runs::new(min_token.clamp(MIN_TOKEN_FLOOR, BLOCK) as u32);
-        let mut pairs = Box::new([0u64; 1024]);
-        for p in &patterns {
-            let (a, b) = (p.literal[0], p.literal[1]);
+        let min_token_len = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK);
+        let min_token = Runs::new(min_token_len as u32);
+        let starts = StartIndex::new(&patterns);
+        let longest_run = patterns.iter().flat_map(|p| p.rules.iter().map(|r| r.1)).max().unwrap_or(0);
+        Some(PrefixIndex {
+            starts,
+            heads: patterns.iter().map(|p| head(&p.literal)).collect(),
+            dfa,
+            patterns,
+            min_token,
+            min_token_len,
+            longest_run,
+        })
+    }
+
+    /// The bytes prefixes start with, and their second bytes, in every
+    /// case they may match in.
+    fn byte_sets(&self) -> (ByteSet, ByteSet) {
+        let (mut first, mut second) = (ByteSet::default(), ByteSet::default());
+        for p in &self.patterns {
             let any_case = p.rules.iter().any(|r| !r.2);
-            let cases = |x: u8| {
-                if any_case { [x.to_ascii_lowercase(), x.to_ascii_uppercase()] } else { [x, x] }
-            };
-            for a in cases(a) {
-                for b in cases(b) {
-                    let i = pair_index(a, b);
-                    pairs[i / 64] |= 1 << (i % 64);
+            for (set, b) in [(&mut first, p.literal[0]), (&mut second, p.literal[1])] {
+                set.insert(b);
+                if any_case {
+                    set.insert(b.to_ascii_lowercase());
+                    set.insert(b.to_ascii_uppercase());
                 }
             }
         }
-        let digit_led = patterns.iter().any(|p| p.literal[0].is_ascii_digit());
-        Some(PrefixIndex { pairs, dfa, patterns, min_token, digit_led })
+        (first, second)
+    }
+}
+
+/// Prefixes by their first bytes: by their first four folded to lower
+/// case (a three-byte prefix of a token rule with each token byte that may
+/// follow it), or, for two-byte prefixes, by their exact two (every case
+/// variant, if they match in any case). A Bloom-style bit table and a pair
+/// table reject most token starts with two loads; the patterns behind a key
+/// are then compared in full.
+struct StartIndex {
+    bits: Box<[u64; START_BITS / 64]>,
+    pairs: Box<[u64; 1 << 10]>,
+    four: KeyTable,
+    two: KeyTable,
+}
+
+const START_BITS: usize = 1 << 16;
+/// Folds the four ASCII letters of a little-endian `u32` to lower case
+/// (and maps other bytes consistently, which is all a key needs).
+const FOLD: u32 = 0x2020_2020;
+
+#[inline(always)]
+fn start_slot(folded: u32) -> usize {
+    (folded as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize >> (usize::BITS - START_BITS.trailing_zeros())
+}
+
+#[inline(always)]
+fn bit(table: &[u64], i: usize) -> u64 {
+    table[i / 64] >> (i % 64) & 1
+}
+
+const FOLD8: u64 = 0x2020_2020_2020_2020;
+
+/// The eight bytes at `at` as a little-endian `u64`, zero-padded at the end.
+#[inline(always)]
+fn eight_at(h: &[u8], at: usize) -> u64 {
+    match h.get(at..at + 8) {
+        Some(b) => u64::from_le_bytes(b.try_into().expect("eight bytes")),
+        None => {
+            let mut eight = [0u8; 8];
+            eight[..h.len() - at].copy_from_slice(&h[at..]);
+            u64::from_le_bytes(eight)
+        }
+    }
+}
+
+/// The first (up to) eight bytes of `literal` folded like [`FOLD8`] folds
+/// text, and the mask of the bytes it has: a one-compare reject.
+fn head(literal: &[u8]) -> (u64, u64) {
+    let n = literal.len().min(8);
+    let mut eight = [0u8; 8];
+    eight[..n].copy_from_slice(&literal[..n]);
+    let mask = if n == 8 { u64::MAX } else { (1u64 << (8 * n)) - 1 };
+    (u64::from_le_bytes(eight) & mask | FOLD8 & mask, mask)
+}
+
+/// The four bytes at `at` as a little-endian `u32`, zero-padded at the end.
+#[inline(always)]
+fn four_at(h: &[u8], at: usize) -> u32 {
+    match h.get(at..at + 4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            let mut four = [0u8; 4];
+            four[..h.len() - at].copy_from_slice(&h[at..]);
+            u32::from_le_bytes(four)
+        }
+    }
+}
+
+impl StartIndex {
+    fn new(patterns: &[PrefixPattern]) -> StartIndex {
+        let (mut four, mut two) = (Vec::new(), Vec::new());
+        for (id, p) in patterns.iter().enumerate() {
+            let id = id as u32;
+            let lit = &p.literal;
+            let mut bytes = [0u8; 4];
+            let n = lit.len().min(4);
+            bytes[..n].copy_from_slice(&lit[..n]);
+            let x = u32::from_le_bytes(bytes) | FOLD;
+            let token_follows = n == 3 && p.rules.iter().all(|r| r.1 > 3);
+            if n == 4 {
+                four.push((x, id));
+            } else if token_follows {
+                for b in (0..=u8::MAX).filter(|&b| is_token_byte(b)) {
+                    four.push((x & 0xff_ffff | u32::from(b | 0x20) << 24, id));
+                }
+            } else {
+                let any_case = p.rules.iter().any(|r| !r.2);
+                let cases = |b: u8| if any_case { [b.to_ascii_lowercase(), b.to_ascii_uppercase()] } else { [b, b] };
+                for a in cases(lit[0]) {
+                    for b in cases(lit[1]) {
+                        two.push((u32::from(u16::from_le_bytes([a, b])), id));
+                    }
+                }
+            }
+        }
+        let mut bits = Box::new([0; START_BITS / 64]);
+        for &(key, _) in &four {
+            let i = start_slot(key);
+            bits[i / 64] |= 1 << (i % 64);
+        }
+        let mut pairs = Box::new([0; 1 << 10]);
+        for &(key, _) in &two {
+            pairs[key as usize / 64] |= 1 << (key % 64);
+        }
+        StartIndex { bits, pairs, four: KeyTable::new(four), two: KeyTable::new(two) }
+    }
+
+    /// The token starts among `cand` (bits of the block at `at`) that may begin a prefix.
+    #[inline]
+    fn filter(&self, h: &[u8], at: usize, mut cand: u64) -> u64 {
+        let mut keep = 0;
+        while cand != 0 {
+            let i = cand.trailing_zeros();
+            cand &= cand - 1;
+            let x = four_at(h, at + i as usize);
+            keep |= (bit(&self.bits[..], start_slot(x | FOLD)) | bit(&self.pairs[..], (x & 0xffff) as usize)) << i;
+        }
+        keep
+    }
+
+    /// The patterns that may start with the four bytes `x`.
+    #[inline]
+    fn candidates(&self, x: u32) -> impl Iterator<Item = u32> + '_ {
+        self.four.get(x | FOLD).iter().chain(self.two.get(x & 0xffff)).copied()
+    }
+}
+
+/// A small open-addressing map from a `u32` key to a list of pattern ids.
+struct KeyTable {
+    /// (key, start, end) of the key's ids; `end == 0` marks a free slot.
+    slots: Vec<(u32, u32, u32)>,
+    ids: Vec<u32>,
+}
+
+impl KeyTable {
+    fn new(mut entries: Vec<(u32, u32)>) -> KeyTable {
+        entries.sort_unstable();
+        entries.dedup();
+        let keys = entries.chunk_by(|a, b| a.0 == b.0).count();
+        let mut slots = vec![(0, 0, 0); (2 * keys).next_power_of_two().max(8)];
+        let mut ids = Vec::with_capacity(entries.len());
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            let start = ids.len() as u32;
+            ids.extend(group.iter().map(|e| e.1));
+            let mut i = Self::slot(group[0].0, slots.len());
+            while slots[i].2 != 0 {
+                i = (i + 1) % slots.len();
+            }
+            slots[i] = (group[0].0, start, ids.len() as u32);
+        }
+        KeyTable { slots, ids }
+    }
+
+    #[inline(always)]
+    fn slot(key: u32, len: usize) -> usize {
+        ((key as u64).wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as usize & (len - 1)
+    }
+
+    #[inline]
+    fn get(&self, key: u32) -> &[u32] {
+        let mut i = Self::slot(key, self.slots.len());
+        loop {
+            let (k, start, end) = self.slots[i];
+            if end == 0 {
+                return &[];
+            }
+            if k == key {
+                return &self.ids[start as usize..end as usize];
+            }
+            i = (i + 1) % self.slots.len();
+        }
     }
 }
 
 /// Bytes the classifier counts as part of a token (see `classify::Masks::token`).
 pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_.+/".contains(&b)
-}
-
-#[inline]
-fn pair_index(a: u8, b: u8) -> usize {
-    (a as usize) << 8 | b as usize
-}
-
-impl PrefixIndex {
-    #[inline]
-    fn pair_may_start(&self, h: &[u8], at: usize) -> bool {
-        match h.get(at..at + 2) {
-            Some(&[a, b]) => {
-                let i = pair_index(a, b);
-                self.pairs[i / 64] >> (i % 64) & 1 == 1
-            }
-            _ => false,
-        }
-    }
 }
 
 impl KeywordIndex {
@@ -577,6 +792,7 @@ mod tests {
             prefix_case_sensitive: false,
             keywords: keywords.iter().map(|s| s.as_bytes().to_vec()).collect(),
             min_digits,
+            max_digits: None,
             token_run: prefixes.iter().map(|p| p.len()).min().unwrap_or(2).max(6),
             reach: Reach { back: 64, forward: 64, anchored_forward: 64, multiline: false },
         }
@@ -649,6 +865,86 @@ mod tests {
         let w = windows(&m, "id 11010519491231002X");
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].end, "id 11010519491231002X".len());
+    }
+
+    /// (literal, matches in any case, the token it starts is longer than 3 bytes)
+    fn start_index(lits: &[(Vec<u8>, bool, bool)]) -> (StartIndex, Vec<PrefixPattern>) {
+        let patterns: Vec<PrefixPattern> = lits
+            .iter()
+            .enumerate()
+            .map(|(i, (lit, any_case, long))| PrefixPattern {
+                literal: lit.clone(),
+                rules: vec![(i as u32, if *long { 8 } else { 0 }, !any_case)],
+            })
+            .collect();
+        (StartIndex::new(&patterns), patterns)
+    }
+
+    /// The patterns the index names for the text at `at`.
+    fn named(index: &StartIndex, h: &[u8], at: usize) -> Vec<u32> {
+        index.candidates(four_at(h, at)).collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn start_index_finds_every_prefix(
+            lits in proptest::collection::vec(
+                (proptest::collection::vec(0x21u8..0x7f, 2..12), proptest::bool::ANY, proptest::bool::ANY),
+                1..40,
+            ),
+            which in proptest::prelude::any::<proptest::sample::Index>(),
+            flips in proptest::prelude::any::<u16>(),
+            token in proptest::sample::select(b"aZ09-_./+".to_vec()),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..6),
+        ) {
+            let (index, _) = start_index(&lits);
+            let id = which.index(lits.len());
+            let (lit, any_case, long) = &lits[id];
+            let mut text: Vec<u8> = lit.iter().enumerate()
+                .map(|(i, &b)| if *any_case && flips >> (i % 16) & 1 == 1 { b ^ (0x20 * b.is_ascii_alphabetic() as u8) } else { b })
+                .collect();
+            if *long {
+                // Its rule's matches hold more token bytes after the prefix.
+                text.push(token);
+            }
+            text.extend_from_slice(&tail);
+            proptest::prop_assert_eq!(index.filter(&text, 0, 1), 1);
+            proptest::prop_assert!(named(&index, &text, 0).contains(&(id as u32)));
+            let mut shifted = vec![b' '; 5];
+            shifted.extend_from_slice(&text);
+            proptest::prop_assert_eq!(index.filter(&shifted, 0, 1 << 5), 1 << 5);
+            proptest::prop_assert!(named(&index, &shifted, 5).contains(&(id as u32)));
+        }
+    }
+
+    #[test]
+    fn start_index_rejects_most_words() {
+        let lits: Vec<(Vec<u8>, bool, bool)> = ["registry", "username", "TRAVIS_TOKEN", "sk-", "AC"]
+            .iter()
+            .map(|l| (l.as_bytes().to_vec(), *l != "sk-" && *l != "AC", true))
+            .collect();
+        let (index, _) = start_index(&lits);
+        let passes = |t: &str| index.filter(t.as_bytes(), 0, 1) == 1;
+        assert!(passes("REGISTRY_PASSWORD") && passes("UserName") && passes("sk-x") && passes("ACx"));
+        let words = ["regular", "usage", "train", "sk-!", "SKU", "skip", "ac", "Ad"];
+        assert!(words.iter().filter(|w| passes(w)).count() <= 1, "a bloom false positive at most");
+        assert_eq!(named(&index, b"TRAVIS_X", 0), [2]);
+        assert_eq!(named(&index, b"trav", 0), [2], "the index names candidates; the caller compares");
+        assert!(named(&index, b"tram", 0).is_empty());
+    }
+
+    #[test]
+    fn digit_runs_by_groups() {
+        let mut t = triggers(&[], &[], Some(14));
+        t.max_digits = Some(19);
+        let m = Prefilter::new(&[t]);
+        assert!(windows(&m, "ts=1717412522356 ").is_empty(), "13 digits");
+        assert!(windows(&m, "2024-06-03 12:58:49").is_empty(), "10 digits in groups");
+        assert_eq!(windows(&m, "id=13891441682524640831 ").len(), 0, "20 digits, one group");
+        assert_eq!(windows(&m, "card 4111 1111 1111 1111 2222 ok").len(), 1, "a card among the groups");
+        assert_eq!(windows(&m, "n 1389144168252464083 ").len(), 1);
+        let m = Prefilter::new(&[triggers(&[], &[], Some(14))]);
+        assert_eq!(windows(&m, "id=13891441682524640831 ").len(), 1, "no upper bound");
     }
 
     #[test]

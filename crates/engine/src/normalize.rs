@@ -33,7 +33,22 @@ const INVISIBLE: &[&[u8]] = &[
     "\u{180e}".as_bytes(), // mongolian vowel separator
 ];
 
+/// Second bytes of the invisible characters: a one-load reject for the
+/// many other multi-byte characters (box drawing in progress bars, CJK).
+const INVISIBLE_SECOND: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut k = 0;
+    while k < INVISIBLE.len() {
+        t[INVISIBLE[k][1] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
 fn invisible_at(h: &[u8], i: usize) -> Option<usize> {
+    if !h.get(i + 1).is_some_and(|&b| INVISIBLE_SECOND[b as usize]) {
+        return None;
+    }
     INVISIBLE.iter().find(|z| h[i..].starts_with(z)).map(|z| z.len())
 }
 
@@ -136,11 +151,11 @@ pub(crate) fn project(h: &[u8]) -> Projection {
             i += 1;
             continue;
         }
-        if b >= 0xc2 {
-            if let Some(len) = invisible_at(h, i) {
-                i += len;
-                continue;
-            }
+        if b >= 0xc2
+            && let Some(len) = invisible_at(h, i)
+        {
+            i += len;
+            continue;
         }
         p.text.push(b);
         p.map.push(i);

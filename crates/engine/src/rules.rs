@@ -6,7 +6,7 @@
 //! Loading only parses and checks the data; compiling the regexes happens in
 //! [`crate::Engine::new`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -386,10 +386,9 @@ impl RuleSet {
     /// Checks what can be checked without compiling: ids, required fields,
     /// value ranges.
     pub fn check(&self) -> Result<(), RuleError> {
-        let mut seen = HashMap::new();
+        let mut seen = HashSet::new();
         for rule in &self.rules {
-            if let Some(prev) = seen.insert(rule.id.as_str(), ()) {
-                let _ = prev;
+            if !seen.insert(rule.id.as_str()) {
                 return Err(RuleError::rule(&rule.id, "the id is used by two rules in one file"));
             }
             rule.check()?;
@@ -415,15 +414,15 @@ impl Rule {
         if self.category.is_empty() {
             return Err(RuleError::rule(id, "`category` is empty"));
         }
-        if let Some(e) = self.entropy {
-            if !(0.0..=8.0).contains(&e) {
-                return Err(RuleError::rule(id, format!("`entropy` is {e}; it must lie between 0 and 8 bits")));
-            }
+        if let Some(e) = self.entropy
+            && !(0.0..=8.0).contains(&e)
+        {
+            return Err(RuleError::rule(id, format!("`entropy` is {e}; it must lie between 0 and 8 bits")));
         }
-        if let Some(n) = self.min_digits {
-            if !(4..=64).contains(&n) {
-                return Err(RuleError::rule(id, format!("`min_digits` is {n}; it must lie between 4 and 64")));
-            }
+        if let Some(n) = self.min_digits
+            && !(4..=64).contains(&n)
+        {
+            return Err(RuleError::rule(id, format!("`min_digits` is {n}; it must lie between 4 and 64")));
         }
         for lit in &self.prefixes {
             if lit.len() < 2 {

@@ -14,7 +14,6 @@
 use std::sync::Arc;
 
 use crate::engine::{Engine, Finding, Scan, merge_spans};
-use crate::matcher::PrefixState;
 use crate::normalize::Projection;
 use crate::redact::{self, Style};
 
@@ -238,8 +237,7 @@ impl StreamRedactor {
         let held = self.trailing_run(is_held_byte);
         // A key may start anywhere a word starts: `KEY=sk-…`, `https://ghp_…`.
         let key = (held..self.buf.len()).find(|&i| {
-            (i == held || !self.buf[i - 1].is_ascii_alphanumeric())
-                && self.engine.prefix_state(&self.buf[i..]) == PrefixState::Armed
+            (i == held || !self.buf[i - 1].is_ascii_alphanumeric()) && self.engine.starts_with_prefix(&self.buf[i..])
         });
         key.or_else(|| self.ends_in_known(&self.buf[held..]).then_some(held))
     }

@@ -110,7 +110,7 @@ pub fn luhn(s: &[u8]) -> bool {
             _ => return false,
         }
     }
-    (12..=19).contains(&n) && sum % 10 == 0
+    (12..=19).contains(&n) && sum.is_multiple_of(10)
 }
 
 /// Province-level codes of GB/T 2260, plus 81-83 used on residence permits.
@@ -142,7 +142,7 @@ pub fn prc_resident_id(s: &[u8]) -> bool {
 }
 
 fn valid_date(year: u32, month: u32, day: u32) -> bool {
-    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let leap = (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400);
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,

@@ -346,7 +346,7 @@ pub fn to_hex(b: &[u8]) -> String {
 }
 
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
@@ -523,11 +523,11 @@ impl Auditor {
     }
 
     fn complain(&self, msg: &str) {
-        if let Ok(mut done) = self.complained.lock() {
-            if !*done {
-                *done = true;
-                eprintln!("leakguard: audit trail unavailable: {msg}");
-            }
+        if let Ok(mut done) = self.complained.lock()
+            && !*done
+        {
+            *done = true;
+            eprintln!("leakguard: audit trail unavailable: {msg}");
         }
     }
 }

@@ -70,10 +70,10 @@ pub fn run(guard: &Guard, shell: &Path, request: &Request) -> io::Result<Exit> {
         eprintln!("\nleakguard: command stopped: its output holds a secret (see the audit log)");
         return Ok(Exit::Code(EXIT_BLOCKED));
     }
-    if let Err(e) = result {
-        if e.kind() != io::ErrorKind::BrokenPipe {
-            return Err(e);
-        }
+    if let Err(e) = result
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(e);
     }
     Ok(match (status.code(), status.signal()) {
         (Some(c), _) => Exit::Code(c),

@@ -260,10 +260,10 @@ impl Session<'_> {
         let mut out = Vec::with_capacity(buf.len() + 256);
         loop {
             let now = Instant::now();
-            if let Some(d) = drain_until {
-                if now >= d || !master_open {
-                    break;
-                }
+            if let Some(d) = drain_until
+                && (now >= d || !master_open)
+            {
+                break;
             }
             let mut timeout = idle_at.map(|t| t.saturating_duration_since(now));
             if let Some(d) = drain_until {
@@ -351,35 +351,35 @@ impl Session<'_> {
                 }
             }
             // Input of the user.
-            if let Some(i) = stdin_ix {
-                if fds[i].revents & (libc::POLLIN | libc::POLLHUP) != 0 {
-                    match read_some(0, &mut buf) {
-                        Ok(0) => {
-                            stdin_open = false;
-                            // End of input: the terminal's end-of-file character.
-                            pending_in.push(0x04);
-                        }
-                        Ok(n) => {
-                            let data = buf[..n].to_vec();
-                            let mut forward = true;
-                            if self.guard.snapshot().settings.scan_input.value {
-                                for text in inputs.feed(&data) {
-                                    if output.check_input(&text) == Verdict::Blocked {
-                                        forward = false;
-                                    }
+            if let Some(i) = stdin_ix
+                && fds[i].revents & (libc::POLLIN | libc::POLLHUP) != 0
+            {
+                match read_some(0, &mut buf) {
+                    Ok(0) => {
+                        stdin_open = false;
+                        // End of input: the terminal's end-of-file character.
+                        pending_in.push(0x04);
+                    }
+                    Ok(n) => {
+                        let data = buf[..n].to_vec();
+                        let mut forward = true;
+                        if self.guard.snapshot().settings.scan_input.value {
+                            for text in inputs.feed(&data) {
+                                if output.check_input(&text) == Verdict::Blocked {
+                                    forward = false;
                                 }
                             }
-                            if forward {
-                                pending_in.extend_from_slice(&data);
-                            } else {
-                                // Drop the input and clear what was typed of the line.
-                                pending_in.push(0x15);
-                                self.write_out(b"\r\n[leakguard] input dropped: it holds a secret\r\n");
-                            }
                         }
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(_) => stdin_open = false,
+                        if forward {
+                            pending_in.extend_from_slice(&data);
+                        } else {
+                            // Drop the input and clear what was typed of the line.
+                            pending_in.push(0x15);
+                            self.write_out(b"\r\n[leakguard] input dropped: it holds a secret\r\n");
+                        }
                     }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => stdin_open = false,
                 }
             }
             // The idle timer: release what is held.
