@@ -142,21 +142,24 @@ def bench_display(kernels, line, png_mb, html_mb, n, rounds, compare=None):
         print(f"display a {size:g} MB {what} x {n} ({line}): {summary(med)}; per display {extra}")
 
 
-def bench_start(kernels, line, rounds):
-    times = {"plain": [], "leakguard": []}
+def bench_start(kernels, line, rounds, compare=None):
+    kinds = [("plain", PLAIN, {}), ("leakguard", EXTENSION, {})]
+    if compare:
+        kinds.append(("compare", EXTENSION, {"python": compare}))
+    times = {name: [] for name, _, _ in kinds}
     for i in range(rounds):
-        for name, layer in (("plain", PLAIN), ("leakguard", EXTENSION)) if i % 2 == 0 else (
-            ("leakguard", EXTENSION),
-            ("plain", PLAIN),
-        ):
+        for name, layer, options in kinds if i % 2 == 0 else reversed(kinds):
             t = time.perf_counter()
-            k = kernels.get(line, layer, tag=f"start-{i}", options={"check": False})
+            k = kernels.get(line, layer, tag=f"start-{i}", options={"check": False, **options})
             times[name].append(time.perf_counter() - t)
             k.shutdown()
     med = {name: statistics.median(t) for name, t in times.items()}
     print(
-        f"kernel start ({line}): plain {1000 * med['plain']:.0f} ms, leakguard {1000 * med['leakguard']:.0f} ms, "
-        f"{1000 * (med['leakguard'] - med['plain']):+.0f} ms"
+        f"kernel start ({line}): "
+        + ", ".join(
+            f"{name} {1000 * v:.0f} ms" + ("" if name == "plain" else f" {1000 * (v - med['plain']):+.0f} ms")
+            for name, v in med.items()
+        )
     )
 
 
@@ -187,7 +190,7 @@ def main():
                 )
             kernels.shutdown()
             if "start" in parts:
-                bench_start(kernels, args.line, args.start_rounds)
+                bench_start(kernels, args.line, args.start_rounds, compare=args.compare)
         finally:
             kernels.shutdown()
 
