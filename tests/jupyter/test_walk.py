@@ -138,3 +138,36 @@ def test_deep_nesting_is_walked_and_cycles_are_an_error(guard):
         very_deep = [very_deep]
     with pytest.raises(RecursionError, match="nested deeper than"):
         g.check_message("execute_result", {"data": {"application/json": very_deep}})
+
+
+class _PanickingWalk:
+    """A guard whose native walk panics (as a Rust panic reaches Python)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def check_message(self, *args, **kwargs):
+        from leakguard._native import PanicException
+
+        raise PanicException("the walk panicked")
+
+
+@pytest.mark.parametrize("mode", ["mask", "block"])
+def test_a_panic_in_the_walk_is_contained_by_the_filter(guard, mode):
+    from leakguard.ipython import Filter
+
+    flt = Filter(_PanickingWalk(guard(redact_mode=mode)), emit=lambda *args: None)
+    msg = {
+        "header": {"msg_type": "display_data", "msg_id": "m1"},
+        "parent_header": {"msg_id": "p1"},
+        "metadata": {},
+        "content": {"data": {"text/plain": "a table"}, "metadata": {}},
+    }
+    out = flt.process(msg)
+    if mode == "mask":
+        assert out is msg  # passed through, as for any internal error
+    else:
+        assert out["header"]["msg_type"] == "error" and "could not be checked" in out["content"]["evalue"]

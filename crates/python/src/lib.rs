@@ -434,6 +434,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_binary_mime, m)?)?;
     // Shortest text worth a scan: no rule matches less.
     m.add("MIN_LEN", content::MIN_LEN)?;
+    // What a Rust panic becomes in Python: a BaseException, which
+    // `except Exception` lets through, so the extension names it.
+    m.add("PanicException", m.py().get_type::<pyo3::panic::PanicException>())?;
     m.add_class::<Finding>()?;
     m.add_class::<Guard>()?;
     m.add_class::<Stream>()?;

@@ -61,6 +61,7 @@ import sys
 import threading
 import time
 
+from . import _CONTAINED
 from ._native import MIN_LEN, Guard, message_kind, redact, scan
 
 __all__ = ["SecretBlocked", "Filter", "load", "unload"]
@@ -200,7 +201,7 @@ class Filter:
             return self._process(msg, ident)
         except SecretBlocked:
             raise
-        except Exception as e:  # contain: never kill or hang the kernel
+        except _CONTAINED as e:  # contain: never kill or hang the kernel
             return self._failed(msg, e)
 
     def _failed(self, msg, exc):
@@ -214,13 +215,13 @@ class Filter:
                 + ("; withheld (block mode)" if block else "; passed through"),
                 parent=_parent_id(msg) or "",
             )
-        except Exception:
+        except _CONTAINED:
             pass
         if not block or message_kind(mtype) == "skip":
             return msg
         try:
             return _withheld(msg, mtype)
-        except Exception:
+        except _CONTAINED:
             return msg
 
     def _process(self, msg, ident):
@@ -344,7 +345,7 @@ class Filter:
             return ""  # a blocked request's later output is withheld
         try:
             verdict, out = self._feed(pid, parent, name, text, ident)
-        except Exception as e:  # contain: never break the user's print()
+        except _CONTAINED as e:  # contain: never break the user's print()
             self._failed({"header": {"msg_type": "stream"}, "parent_header": parent}, e)
             return "" if _block_mode(self.guard) else text
         if verdict != "blocked":
@@ -466,10 +467,10 @@ class Filter:
                                 self._release(c, c.stream.flush_idle())
                         elif deadline is None or due < deadline:
                             deadline = due
-            except Exception as e:
+            except _CONTAINED as e:
                 try:
                     self.guard.record("internal_error", reason=f"{type(e).__name__} in the stream flush timer")
-                except Exception:
+                except _CONTAINED:
                     pass
                 deadline = time.monotonic() + 0.1
             timeout = None if deadline is None else max(0.01, deadline - time.monotonic())
@@ -642,7 +643,7 @@ def _started(guard):
 def _block_mode(guard):
     try:
         return guard.mode == "block"
-    except Exception:
+    except _CONTAINED:
         return True
 
 
@@ -659,7 +660,7 @@ def _rule_names(text):
             if f.rule not in names:
                 names.append(f.rule)
         return names
-    except Exception:
+    except _CONTAINED:
         return []
 
 
@@ -749,7 +750,7 @@ class _Extension:
                     delattr(obj, name)
                 else:
                     setattr(obj, name, prev)
-            except Exception:
+            except _CONTAINED:
                 pass
         self.restore.clear()
         if self.filter is not None:
@@ -757,7 +758,7 @@ class _Extension:
             self.filter.stop()
         try:
             self.guard.record("session_end")
-        except Exception:
+        except _CONTAINED:
             pass
 
     def _wrap_serialize(self, session):
@@ -869,7 +870,7 @@ class _Extension:
             return None
         except SecretBlocked:
             raise
-        except Exception as e:
+        except _CONTAINED as e:
             self._record_error(e, "scanning cell input", pid)
             if self._block_mode():
                 return self._refuse([], silent, store_history, reason="its code could not be checked")
@@ -882,7 +883,7 @@ class _Extension:
         if not silent:
             try:
                 shell._showtraceback(SecretBlocked, evalue, content["traceback"])
-            except Exception:
+            except _CONTAINED:
                 k = self.kernel
                 k.session.send(k.iopub_socket, "error", content, k.get_parent(), ident=b"error")
         count = shell.execution_count
@@ -899,7 +900,7 @@ class _Extension:
         def store_inputs(line_num, source, source_raw=None):
             try:
                 source, source_raw = ext._scrub_history(source, source_raw)
-            except Exception as e:
+            except _CONTAINED as e:
                 ext._record_error(e, "scrubbing input history", None)
                 if ext._block_mode():
                     source = source_raw = "# leakguard: input withheld (it could not be checked)"
@@ -931,7 +932,7 @@ class _Extension:
         else:
             try:
                 new_source = self.ip.transform_cell(masked)
-            except Exception:
+            except _CONTAINED:
                 new_source = masked
         return new_source, masked
 
@@ -942,7 +943,7 @@ class _Extension:
     def _record_error(self, exc, what, pid):
         try:
             self.guard.record("internal_error", reason=f"{type(exc).__name__} while {what}", parent=pid or "")
-        except Exception:
+        except _CONTAINED:
             pass
 
 
@@ -962,7 +963,7 @@ def _masked_input(code, verdict, out):
 def _current_parent_id(kernel):
     try:
         parent = kernel.get_parent()
-    except Exception:
+    except _CONTAINED:
         return None
     if isinstance(parent, dict):
         header = parent.get("header")
@@ -1007,7 +1008,7 @@ def _after_fork_in_child():
         try:
             mp_util.register_after_fork(flt, arm)
             arm()
-        except Exception:
+        except _CONTAINED:
             pass
 
 

@@ -22,6 +22,7 @@ import json
 import os
 import threading
 
+from . import _CONTAINED
 from ._native import Guard
 
 _GUARDS = collections.OrderedDict()  # absolute path -> Guard (its audit events name the file)
@@ -71,13 +72,13 @@ def pre_save(model, path, contents_manager=None, **kwargs):
     try:
         guard = _guard(_abs_path(path, contents_manager))
         _pre_save(model, guard)
-    except Exception as e:
+    except _CONTAINED as e:
         block = True
         try:
             if guard is not None:
                 guard.record("internal_error", reason=f"{type(e).__name__} while masking a file before saving")
                 block = guard.mode == "block"
-        except Exception:
+        except _CONTAINED:
             pass
         if block:
             from tornado.web import HTTPError
