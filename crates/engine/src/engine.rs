@@ -100,12 +100,21 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// `^` and `$` match at line boundaries: a rule runs over a window of a
+/// larger text, and a window of a single-line rule ends before the line
+/// break that its `$` (or a trailing `[^0-9]`) is about.
 fn syntax_config() -> syntax::Config {
-    syntax::Config::new().unicode(false).utf8(false)
+    syntax::Config::new().unicode(false).utf8(false).multi_line(true)
 }
 
 fn parse_hir(pattern: &str) -> Result<Hir, String> {
-    regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).map_err(|e| e.to_string())
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+        .build()
+        .parse(pattern)
+        .map_err(|e| e.to_string())
 }
 
 fn build_regex(hir: &Hir) -> Result<Regex, String> {
@@ -742,6 +751,25 @@ regex = '''ghp_[A-Za-z0-9]{36}\b'''
         let r = e.redact(text, &Style::default());
         assert_eq!(r.findings.len(), 1);
         assert_eq!(std::str::from_utf8(&r.output).unwrap(), "export GITHUB_TOKEN=[REDACTED]; echo ok");
+    }
+
+    #[test]
+    fn line_anchors_hold_on_every_line() {
+        // `^` and `$` of a single-line rule are about its line, wherever the
+        // line sits in the text.
+        let e = engine(
+            r#"
+[[rules]]
+id = "tok"
+description = "a token alone on its line"
+category = "generic"
+keywords = ["tok_"]
+regex = '''^(tok_[a-z0-9]{12})$'''
+"#,
+        );
+        let r = e.redact(b"first\ntok_k3x9q2m7v8w1\nlast\n", &Style::default());
+        assert_eq!(r.output.as_ref(), b"first\n[REDACTED]\nlast\n");
+        assert!(e.find(b"x tok_k3x9q2m7v8w1\n").is_empty());
     }
 
     #[test]

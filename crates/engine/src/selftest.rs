@@ -3,8 +3,8 @@
 //! Every rule carries texts it must find a secret in (`examples`) and texts
 //! it must leave alone (`negative_examples`). Each rule is checked twice:
 //! alone, so a failure points at the rule itself, and inside the whole set,
-//! so an example is really masked and a negative example is not masked by
-//! some other rule.
+//! so an example is really masked (alone and between other lines) and a
+//! negative example is not masked by some other rule.
 
 use std::fmt;
 
@@ -114,15 +114,17 @@ pub fn check(set: &RuleSet, require_examples: bool) -> Report {
             let Some(whole) = whole.as_ref().filter(|_| rule.enabled) else {
                 continue;
             };
-            let out = whole.redact(ex.as_bytes(), &Style::default()).output;
-            for f in &found {
-                let secret = f.secret(ex.as_bytes());
-                if memchr::memmem::find(&out, secret).is_some() {
+            // Alone, and as output shows it: a line among others.
+            for text in [ex.clone(), format!("before\n{ex}\nafter\n")] {
+                let out = whole.redact(text.as_bytes(), &Style::default()).output;
+                if let Some(f) = found.iter().find(|f| memchr::memmem::find(&out, f.secret(ex.as_bytes())).is_some()) {
+                    let secret = String::from_utf8_lossy(f.secret(ex.as_bytes())).into_owned();
                     report.failures.push(fail(
                         Problem::NotRedacted,
                         ex,
-                        format!("output {:?}", String::from_utf8_lossy(&out)),
+                        format!("{secret:?} is left in {:?}", String::from_utf8_lossy(&out)),
                     ));
+                    break;
                 }
             }
         }
