@@ -6,7 +6,8 @@
 //!   starts and the token is long enough to be a secret. Token starts come
 //!   from the byte-class masks of [`crate::classify`], so the bulk of the
 //!   text is skipped 64 bytes at a time; each start costs one or two steps
-//!   of an anchored Aho-Corasick DFA over the prefixes.
+//!   of an anchored Aho-Corasick DFA over the prefixes. The few prefixes led
+//!   by a digit (`1//`) are found like keywords, then held to a token start.
 //! * **keywords** (`password`, `-----BEGIN`): found anywhere,
 //!   case-insensitively, by Teddy (SIMD) over an ASCII-case-folded copy of
 //!   the text using one short, rare "seed" per keyword; the full keyword is
@@ -93,6 +94,9 @@ const LONG_RUN: usize = 1024;
 pub(crate) struct Prefilter {
     classifier: Classifier,
     reach: Vec<Reach>,
+    /// Every prefix, whichever way it is found, anchored and case-insensitive:
+    /// answers [`Prefilter::starts_with_prefix`].
+    armed: Option<DFA>,
     prefixes: Option<PrefixIndex>,
     keywords: Option<KeywordIndex>,
     digits: Option<DigitIndex>,
@@ -104,8 +108,6 @@ struct PrefixIndex {
     /// (`grad_norm`, `tokenizers`, `user=`) that begin no prefix, before the
     /// automaton (too big to stay in cache) walks.
     starts: StartIndex,
-    /// Case-insensitive; case-sensitive prefixes are checked after a hit.
-    dfa: DFA,
     patterns: Vec<PrefixPattern>,
     /// [`head`] of each pattern.
     heads: Vec<(u64, u64)>,
@@ -123,10 +125,35 @@ struct PrefixPattern {
 }
 
 struct KeywordIndex {
-    /// Lower-cased keyword bytes and the rules they trigger.
-    keywords: Vec<(Vec<u8>, Vec<u32>)>,
+    keywords: Vec<Keyword>,
     search: KeywordSearch,
     longest: usize,
+    /// The longest token run any of its prefix rules needs.
+    longest_prefix_run: usize,
+}
+
+struct Keyword {
+    /// Lower-cased.
+    literal: Vec<u8>,
+    /// Rules it triggers wherever it is.
+    rules: Vec<u32>,
+    /// Rules it triggers as a prefix: at a token start only, like a
+    /// [`PrefixPattern`]'s rules.
+    prefix_rules: Vec<TokenStartRule>,
+}
+
+struct TokenStartRule {
+    rule: u32,
+    /// Shortest token run of the rule's matches.
+    min_run: usize,
+    /// The literal as written, if it must match in case too.
+    case_sensitive: Option<Vec<u8>>,
+}
+
+/// What one keyword literal triggers.
+enum KeywordHit {
+    Anywhere(u32),
+    AtTokenStart(TokenStartRule),
 }
 
 enum KeywordSearch {
@@ -155,21 +182,33 @@ impl Prefilter {
     pub fn new(rules: &[Triggers]) -> Prefilter {
         let reach = rules.iter().map(|t| t.reach).collect();
         let mut prefix_lits: Vec<(Vec<u8>, (u32, usize, bool))> = Vec::new();
-        let mut keyword_lits: Vec<(Vec<u8>, u32)> = Vec::new();
+        let mut keyword_lits: Vec<(Vec<u8>, KeywordHit)> = Vec::new();
         let mut digits = Vec::new();
         let mut min_digits = u32::MAX;
         let mut min_token = usize::MAX;
         let mut always = Vec::new();
+        let mut armed = Vec::new();
         for (i, t) in rules.iter().enumerate() {
             let i = i as u32;
             for p in &t.prefixes {
+                armed.push(p.clone());
                 // A match starts with the prefix, so its token is at least as long as the prefix's.
                 let run = t.token_run.max(p.iter().take_while(|&&b| is_token_byte(b)).count());
+                if !p[0].is_ascii_alphabetic() {
+                    // Numbers are everywhere in tensor prints and logs: a
+                    // digit-led prefix (`1//`, `24.`) is found by the
+                    // keyword search, rarely, instead of being looked up at
+                    // every number that starts like it.
+                    let case_sensitive = t.prefix_case_sensitive.then(|| p.clone());
+                    let hit = KeywordHit::AtTokenStart(TokenStartRule { rule: i, min_run: run, case_sensitive });
+                    keyword_lits.push((p.to_ascii_lowercase(), hit));
+                    continue;
+                }
                 prefix_lits.push((p.clone(), (i, run, t.prefix_case_sensitive)));
                 min_token = min_token.min(run);
             }
             for k in &t.keywords {
-                keyword_lits.push((k.to_ascii_lowercase(), i));
+                keyword_lits.push((k.to_ascii_lowercase(), KeywordHit::Anywhere(i)));
             }
             if let Some(n) = t.min_digits {
                 digits.push(DigitRule { rule: i, min: n, max: t.max_digits });
@@ -181,9 +220,18 @@ impl Prefilter {
         }
         let prefixes = PrefixIndex::new(prefix_lits, min_token);
         let (first, second) = prefixes.as_ref().map_or_else(Default::default, PrefixIndex::byte_sets);
+        let armed = (!armed.is_empty()).then(|| {
+            DFA::builder()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .start_kind(StartKind::Anchored)
+                .build(&armed)
+                .expect("a DFA over a few hundred short literals always builds")
+        });
         Prefilter {
             classifier: Classifier::with_sets(first, second),
             reach,
+            armed,
             prefixes,
             keywords: KeywordIndex::new(keyword_lits),
             digits: (!digits.is_empty())
@@ -205,10 +253,9 @@ impl Prefilter {
 
     /// Whether `token` begins with a known secret prefix (case aside).
     pub fn starts_with_prefix(&self, token: &[u8]) -> bool {
-        let Some(pi) = &self.prefixes else {
+        let Some(dfa) = &self.armed else {
             return false;
         };
-        let dfa = &pi.dfa;
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
             return false;
         };
@@ -337,8 +384,7 @@ impl Prefilter {
                 continue;
             }
             let exact = text == &pat.literal[..];
-            let run = *run
-                .get_or_insert_with(|| h[at..].iter().take(pi.longest_run).take_while(|&&b| is_token_byte(b)).count());
+            let run = *run.get_or_insert_with(|| token_run(h, at, pi.longest_run));
             for &(r, min_run, case_sensitive) in &pat.rules {
                 if run >= min_run && (exact || !case_sensitive) {
                     self.push(h, out, r, at, at + len, true);
@@ -414,9 +460,18 @@ impl Matcher for Prefilter {
         }
         if let Some(ki) = &self.keywords {
             ki.find(h, |kw, start| {
-                let (lit, rules) = &ki.keywords[kw as usize];
-                for &r in rules {
-                    self.push(h, out, r, start, start + lit.len(), false);
+                let k = &ki.keywords[kw as usize];
+                let end = start + k.literal.len();
+                for &r in &k.rules {
+                    self.push(h, out, r, start, end, false);
+                }
+                if !k.prefix_rules.is_empty() && is_token_start(h, start) {
+                    let run = token_run(h, start, ki.longest_prefix_run);
+                    for p in &k.prefix_rules {
+                        if run >= p.min_run && p.case_sensitive.as_ref().is_none_or(|lit| h[start..end] == lit[..]) {
+                            self.push(h, out, p.rule, start, end, true);
+                        }
+                    }
                 }
             });
         }
@@ -439,12 +494,6 @@ impl PrefixIndex {
                 None => patterns.push(PrefixPattern { literal, rules: vec![rule] }),
             }
         }
-        let dfa = DFA::builder()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .start_kind(StartKind::Anchored)
-            .build(patterns.iter().map(|p| &p.literal))
-            .expect("a DFA over a few hundred short literals always builds");
         let min_token_len = min_token.clamp(MIN_TOKEN_FLOOR, BLOCK);
         let min_token = Runs::new(min_token_len as u32);
         let starts = StartIndex::new(&patterns);
@@ -452,7 +501,6 @@ impl PrefixIndex {
         Some(PrefixIndex {
             starts,
             heads: patterns.iter().map(|p| head(&p.literal)).collect(),
-            dfa,
             patterns,
             min_token,
             min_token_len,
@@ -650,36 +698,54 @@ impl KeyTable {
     }
 }
 
+/// Length of the token run at `at`, counted up to `limit`.
+fn token_run(h: &[u8], at: usize, limit: usize) -> usize {
+    h[at..].iter().take(limit).take_while(|&&b| is_token_byte(b)).count()
+}
+
+/// Whether a token may start at `at`, as the block walk sees starts: after
+/// a byte that is not alphanumeric, an escape (`\n`) or a percent-encoding (`%3D`).
+fn is_token_start(h: &[u8], at: usize) -> bool {
+    let back = |n: usize| at.checked_sub(n).map(|i| h[i]);
+    !back(1).is_some_and(|b| b.is_ascii_alphanumeric()) || back(2) == Some(b'\\') || back(3) == Some(b'%')
+}
+
 /// Bytes the classifier counts as part of a token (see `classify::Masks::token`).
 pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-_.+/".contains(&b)
 }
 
 impl KeywordIndex {
-    fn new(lits: Vec<(Vec<u8>, u32)>) -> Option<KeywordIndex> {
+    fn new(lits: Vec<(Vec<u8>, KeywordHit)>) -> Option<KeywordIndex> {
         if lits.is_empty() {
             return None;
         }
-        let mut keywords: Vec<(Vec<u8>, Vec<u32>)> = Vec::new();
-        for (lit, rule) in lits {
-            match keywords.iter_mut().find(|(l, _)| *l == lit) {
-                Some((_, rules)) => {
-                    if !rules.contains(&rule) {
-                        rules.push(rule)
-                    }
+        let mut keywords: Vec<Keyword> = Vec::new();
+        for (literal, hit) in lits {
+            let k = match keywords.iter().position(|k| k.literal == literal) {
+                Some(i) => &mut keywords[i],
+                None => {
+                    keywords.push(Keyword { literal, rules: Vec::new(), prefix_rules: Vec::new() });
+                    keywords.last_mut().expect("just pushed")
                 }
-                None => keywords.push((lit, vec![rule])),
+            };
+            match hit {
+                KeywordHit::Anywhere(rule) if !k.rules.contains(&rule) => k.rules.push(rule),
+                KeywordHit::Anywhere(_) => {}
+                KeywordHit::AtTokenStart(p) => k.prefix_rules.push(p),
             }
         }
-        let longest = keywords.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+        let longest = keywords.iter().map(|k| k.literal.len()).max().unwrap_or(0);
+        let longest_prefix_run =
+            keywords.iter().flat_map(|k| k.prefix_rules.iter().map(|p| p.min_run)).max().unwrap_or(0);
         let mut seed_pats: Vec<Vec<u8>> = Vec::new();
         let mut seeds: Vec<Vec<(u32, usize)>> = Vec::new();
         // Shorter keywords first, so a longer one (`passport`) reuses the
         // seed of one it contains (`pass`) instead of adding its own.
         let mut order: Vec<usize> = (0..keywords.len()).collect();
-        order.sort_by_key(|&k| keywords[k].0.len());
+        order.sort_by_key(|&k| keywords[k].literal.len());
         for k in order {
-            let lit = &keywords[k].0;
+            let lit = &keywords[k].literal;
             let folded: Vec<u8> = lit.iter().map(|b| b | 0x20).collect();
             let shared = seed_pats
                 .iter()
@@ -706,11 +772,11 @@ impl KeywordIndex {
                     .kind(Some(AhoCorasickKind::DFA))
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
-                    .build(keywords.iter().map(|(l, _)| l))
+                    .build(keywords.iter().map(|k| &k.literal))
                     .expect("an Aho-Corasick automaton over the keywords always builds"),
             ),
         };
-        Some(KeywordIndex { keywords, search, longest })
+        Some(KeywordIndex { keywords, search, longest, longest_prefix_run })
     }
 
     /// Calls `hit(keyword, start)` for every occurrence of every keyword.
@@ -743,7 +809,7 @@ impl KeywordIndex {
                             let Some(start) = pos.checked_sub(off) else {
                                 continue;
                             };
-                            let lit = &self.keywords[kw as usize].0;
+                            let lit = &self.keywords[kw as usize].literal;
                             if h.get(start..start + lit.len()).is_some_and(|s| s.eq_ignore_ascii_case(lit)) {
                                 hit(kw, start);
                             }
@@ -832,6 +898,30 @@ mod tests {
             let text = format!("{} AKIAZ7K3ZQ5WQXNMJ2PA", " ".repeat(pad));
             assert_eq!(windows(&m, &text).len(), 1, "pad {pad}");
         }
+    }
+
+    #[test]
+    fn digit_led_prefixes_only_at_token_starts() {
+        let mut t = triggers(&["1//"], &[], None);
+        t.token_run = 20;
+        t.prefix_case_sensitive = true;
+        let m = Prefilter::new(&[t]);
+        let token = "1//0gAbCdEfGhIjKlMnOpQrStUv";
+        let w = windows(&m, &format!("refresh_token: {token}"));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].anchored);
+        assert_eq!(w[0].start, "refresh_token: ".len());
+        assert_eq!(windows(&m, &format!("x=\\n{token}")).len(), 1, "after an escaped newline");
+        assert!(windows(&m, &format!("a{token}")).is_empty(), "inside a word");
+        assert!(windows(&m, "0.21//0gAbCdEfGhIjKlMnOpQrStUv").is_empty(), "inside a number");
+        assert!(windows(&m, "1//0gAb short").is_empty(), "too short a token");
+        assert!(m.starts_with_prefix(b"1//0g"), "armed like any prefix");
+        let mut t = triggers(&["24.", "AKIA"], &[], None);
+        t.prefix_case_sensitive = true;
+        let m = Prefilter::new(&[t]);
+        assert!(windows(&m, "[ 0.1224, -1.2456, 24.5, 3.0024 ]").is_empty(), "numbers");
+        assert_eq!(windows(&m, "24.a3f0c9e1d2b4a5f6e7d8c9b0a1f2e3d4").len(), 1);
+        assert!(windows(&m, "akiaZ7K3ZQ5WQXNMJ2PA").is_empty(), "case-sensitive");
     }
 
     #[test]
