@@ -296,7 +296,8 @@ impl Guard {
     #[pyo3(signature = (input=false, line=true, parent=None))]
     fn stream(&self, input: bool, line: bool, parent: Option<String>) -> Stream {
         let hold = if line { Hold::Line } else { Hold::Token };
-        Stream { inner: Mutex::new(self.inner.for_parent(parent).stream(hold, input)) }
+        let stream = self.inner.for_parent(parent).stream(hold, input);
+        Stream { inner: Mutex::new(StreamState { stream, out: Vec::new() }) }
     }
 
     /// Whether the notebook path is under an allowlisted path (a hint, not an authorisation).
@@ -367,8 +368,19 @@ impl Guard {
 /// equals the redaction of the whole.
 #[pyclass(frozen, module = "leakguard._native")]
 struct Stream {
-    inner: Mutex<GuardedStream>,
+    inner: Mutex<StreamState>,
 }
+
+struct StreamState {
+    stream: GuardedStream,
+    /// Output of `push`, kept between calls: a fresh buffer per megabyte
+    /// printed costs page faults that add up to a measurable share of a
+    /// big print.
+    out: Vec<u8>,
+}
+
+/// Output buffers above this are given back after use.
+const KEEP_OUT: usize = 4 << 20;
 
 impl Stream {
     fn run(
@@ -379,7 +391,7 @@ impl Stream {
         py.allow_threads(|| {
             let mut s = self.inner.lock().map_err(|_| PyRuntimeError::new_err("stream lock poisoned"))?;
             let mut out = Vec::new();
-            let v = f(&mut s, &mut out);
+            let v = f(&mut s.stream, &mut out);
             Ok((verdict_name(v), String::from_utf8_lossy(&out).into_owned()))
         })
     }
@@ -393,20 +405,25 @@ impl Stream {
         let py = text.py();
         let s = utf8(text)?;
         let bytes = s.as_bytes();
-        let (verdict, out) = py.allow_threads(|| {
+        let (verdict, changed) = py.allow_threads(|| {
             let mut s = self.inner.lock().map_err(|_| PyRuntimeError::new_err("stream lock poisoned"))?;
-            let held_before = s.held();
-            let mut out = Vec::with_capacity(bytes.len() + held_before);
-            let v = s.push(bytes, &mut out);
+            let StreamState { stream, out } = &mut *s;
+            let held_before = stream.held();
+            out.clear();
+            let v = stream.push(bytes, out);
             // Nothing was held before or after, nothing masked: the output is the input.
-            let same = v == Verdict::Clean && held_before == 0 && s.held() == 0 && out.len() == bytes.len();
-            Ok::<_, PyErr>((v, (!same).then_some(out)))
+            let same = v == Verdict::Clean && held_before == 0 && stream.held() == 0 && out.len() == bytes.len();
+            let changed = (!same).then(|| String::from_utf8_lossy(out).into_owned());
+            if out.capacity() > KEEP_OUT {
+                *out = Vec::new();
+            }
+            Ok::<_, PyErr>((v, changed))
         })?;
-        let out = match out {
+        let shown = match changed {
             None => text.clone().into_any(),
-            Some(o) => PyString::new(py, &String::from_utf8_lossy(&o)).into_any(),
+            Some(o) => PyString::new(py, &o).into_any(),
         };
-        Ok((verdict_name(verdict), out))
+        Ok((verdict_name(verdict), shown))
     }
 
     /// Releases everything held (end of output).
@@ -422,7 +439,7 @@ impl Stream {
     /// Bytes held back.
     #[getter]
     fn held(&self) -> usize {
-        self.inner.lock().map(|s| s.held()).unwrap_or(0)
+        self.inner.lock().map(|s| s.stream.held()).unwrap_or(0)
     }
 }
 
