@@ -283,6 +283,11 @@ class Kernel:
             self._drain(0.5)
             loaded = self.eval("'leakguard' in get_ipython().extension_manager.loaded")
             assert loaded == repr(self.layer.extension), f"extension loaded: {loaded}; kernel log:\n{self.log()}"
+        except RuntimeError as e:
+            # jupyter_client's "Kernel died before replying": say why.
+            log = self.log()
+            self.shutdown()
+            raise KernelDied(f"kernel did not start: {e}\nkernel log:\n{log}") from e
         except BaseException:
             self.shutdown()
             raise
