@@ -699,24 +699,15 @@ fn compile_rule(rule: &Rule) -> Result<(CompiledRule, Triggers), RuleError> {
         anchored_forward: max_len.unwrap_or(EXTENDED_REACH).min(EXTENDED_REACH),
         multiline,
     };
-    let mut prefixes: Vec<Vec<u8>> = Vec::new();
-    let mut keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
-    for p in &rule.prefixes {
-        // A prefix must start a token; anything else is found as a keyword.
-        if p.as_bytes()[0].is_ascii_alphanumeric() {
-            prefixes.push(p.as_bytes().to_vec());
-        } else {
-            keywords.push(p.as_bytes().to_vec());
-        }
-    }
+    // How each prefix is looked for (at token starts or anywhere) is the matcher's choice.
+    let mut prefixes: Vec<Vec<u8>> = rule.prefixes.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let keywords: Vec<Vec<u8>> = rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect();
     if prefixes.is_empty()
         && keywords.is_empty()
         && rule.min_digits.is_none()
         && let Some(lits) = extract_prefixes(&hir)
     {
-        for l in lits {
-            if l[0].is_ascii_alphanumeric() { prefixes.push(l) } else { keywords.push(l) }
-        }
+        prefixes = lits;
     }
     let allow = rule.allowlist.iter().map(|a| compile_allowlist(a, Some(id))).collect::<Result<_, _>>()?;
     let context = rule

@@ -66,6 +66,9 @@ pub(crate) struct Reach {
 /// What triggers one rule, as the matcher needs it.
 #[derive(Clone, Debug)]
 pub(crate) struct Triggers {
+    /// Literal starts of every match. Led by a letter, they are looked up at
+    /// token starts; led by a digit, found by the keyword search and held
+    /// to token starts; led by punctuation (`://`), found anywhere.
     pub prefixes: Vec<Vec<u8>>,
     /// Whether prefixes must match in case too (the regex starts without `(?i)`).
     pub prefix_case_sensitive: bool,
@@ -193,10 +196,12 @@ impl Prefilter {
         for (i, t) in rules.iter().enumerate() {
             let i = i as u32;
             for p in &t.prefixes {
-                armed.push(p.clone());
                 // A match starts with the prefix, so its token is at least as long as the prefix's.
                 let run = t.token_run.max(p.iter().take_while(|&&b| is_token_byte(b)).count());
-                if !p[0].is_ascii_alphabetic() {
+                if p[0].is_ascii_alphabetic() {
+                    prefix_lits.push((p.clone(), (i, run, t.prefix_case_sensitive)));
+                    min_token = min_token.min(run);
+                } else if p[0].is_ascii_digit() {
                     // Numbers are everywhere in tensor prints and logs: a
                     // digit-led prefix (`1//`, `24.`) is found by the
                     // keyword search, rarely, instead of being looked up at
@@ -204,10 +209,12 @@ impl Prefilter {
                     let case_sensitive = t.prefix_case_sensitive.then(|| p.clone());
                     let hit = KeywordHit::AtTokenStart(TokenStartRule { rule: i, min_run: run, case_sensitive });
                     keyword_lits.push((p.to_ascii_lowercase(), hit));
+                } else {
+                    // Punctuation starts no token (`://`): found anywhere.
+                    keyword_lits.push((p.to_ascii_lowercase(), KeywordHit::Anywhere(i)));
                     continue;
                 }
-                prefix_lits.push((p.clone(), (i, run, t.prefix_case_sensitive)));
-                min_token = min_token.min(run);
+                armed.push(p.clone());
             }
             for k in &t.keywords {
                 keyword_lits.push((k.to_ascii_lowercase(), KeywordHit::Anywhere(i)));
@@ -931,6 +938,9 @@ mod tests {
         assert!(windows(&m, "[ 0.1224, -1.2456, 24.5, 3.0024 ]").is_empty(), "numbers");
         assert_eq!(windows(&m, "24.a3f0c9e1d2b4a5f6e7d8c9b0a1f2e3d4").len(), 1);
         assert!(windows(&m, "akiaZ7K3ZQ5WQXNMJ2PA").is_empty(), "case-sensitive");
+        let m = Prefilter::new(&[triggers(&["://"], &[], None)]);
+        assert_eq!(windows(&m, "https://user:pw@host").len(), 1, "led by punctuation: anywhere");
+        assert!(!m.starts_with_prefix(b"://x"), "and no token start to arm");
     }
 
     #[test]
