@@ -413,7 +413,8 @@ impl Stream {
             let v = stream.push(bytes, out);
             // Nothing was held before or after, nothing masked: the output is the input.
             let same = v == Verdict::Clean && held_before == 0 && stream.held() == 0 && out.len() == bytes.len();
-            let changed = (!same).then(|| String::from_utf8_lossy(out).into_owned());
+            // Changed text (rare) takes the buffer along: one copy, into the str.
+            let changed = (!same).then(|| std::mem::take(out));
             if out.capacity() > KEEP_OUT {
                 *out = Vec::new();
             }
@@ -421,7 +422,7 @@ impl Stream {
         })?;
         let shown = match changed {
             None => text.clone().into_any(),
-            Some(o) => PyString::new(py, &o).into_any(),
+            Some(o) => PyString::new(py, &String::from_utf8_lossy(&o)).into_any(),
         };
         Ok((verdict_name(verdict), shown))
     }
