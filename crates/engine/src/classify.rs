@@ -4,7 +4,8 @@
 //! Token starts and digit runs are then found with shifts and ANDs instead of
 //! a loop per byte, which is what lets the matcher skip tensor dumps, logs
 //! and base64 at several GB/s. On x86_64 the masks come from SSE2 (always
-//! present there) or AVX2; elsewhere from a scalar loop that the tests hold equal.
+//! present there), AVX2 or AVX-512; elsewhere from a scalar loop that the
+//! tests hold equal.
 
 /// Class masks of one 64-byte block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,12 +55,40 @@ impl ByteSet {
     }
 }
 
+/// The instruction sets a classifier can use, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Simd {
+    /// A scalar loop, or SSE2 on x86_64.
+    Baseline,
+    /// AVX2, with BMI1/2 and LZCNT for the walk's bit tricks.
+    Avx2,
+    /// AVX-512BW: a whole block in one register, each mask one instruction.
+    Avx512,
+}
+
+impl Simd {
+    /// The widest this CPU has.
+    pub fn detect() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let bits = has!("bmi1") && has!("bmi2") && has!("lzcnt") && has!("popcnt");
+            if bits && has!("avx512bw") {
+                return Simd::Avx512;
+            }
+            if bits && has!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Baseline
+    }
+}
+
 /// Picks the widest SIMD the CPU has, once, and holds the byte sets whose
 /// masks ([`Masks::first`], [`Masks::second`]) its user needs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Classifier {
-    #[cfg(target_arch = "x86_64")]
-    avx2: bool,
+    simd: Simd,
     first: ByteSet,
     second: ByteSet,
     with_sets: bool,
@@ -72,27 +101,52 @@ impl Classifier {
     }
 
     pub fn with_sets(first: ByteSet, second: ByteSet) -> Classifier {
-        Classifier {
-            #[cfg(target_arch = "x86_64")]
-            avx2: std::arch::is_x86_feature_detected!("avx2"),
-            first,
-            second,
-            with_sets: !(first.is_empty() && second.is_empty()),
-        }
+        Classifier::using(Simd::detect(), first, second)
     }
 
-    #[cfg(target_arch = "x86_64")]
-    pub fn has_avx2(&self) -> bool {
-        self.avx2
+    /// A classifier limited to `simd`, which the CPU must have.
+    fn using(simd: Simd, first: ByteSet, second: ByteSet) -> Classifier {
+        Classifier { simd, first, second, with_sets: !(first.is_empty() && second.is_empty()) }
+    }
+
+    /// The same classifier using `simd` (which the CPU must have).
+    #[cfg(test)]
+    pub fn limited_to(self, simd: Simd) -> Classifier {
+        Classifier::using(simd, self.first, self.second)
+    }
+
+    pub fn simd(&self) -> Simd {
+        self.simd
     }
 
     /// Classifies one block.
     #[inline(always)]
     pub fn classify(&self, block: &[u8; BLOCK]) -> Masks {
+        // SAFETY: `self.simd` was detected at run time.
+        unsafe {
+            match self.simd {
+                Simd::Avx512 => self.classify_as::<{ Simd::Avx512 as u8 }>(block),
+                Simd::Avx2 => self.classify_as::<{ Simd::Avx2 as u8 }>(block),
+                Simd::Baseline => self.classify_as::<{ Simd::Baseline as u8 }>(block),
+            }
+        }
+    }
+
+    /// Classifies one block with the instructions of `SIMD` (a [`Simd`] as
+    /// `u8`). A walk fixes them once, so that each block's masks go
+    /// straight to where they are used instead of through a copy.
+    ///
+    /// # Safety
+    /// The CPU has them: `SIMD <= self.simd() as u8`.
+    #[inline(always)]
+    pub unsafe fn classify_as<const SIMD: u8>(&self, block: &[u8; BLOCK]) -> Masks {
         #[cfg(target_arch = "x86_64")]
         {
-            if self.avx2 {
-                // SAFETY: AVX2 was detected at run time.
+            if SIMD == Simd::Avx512 as u8 {
+                // SAFETY: the caller's.
+                unsafe { avx512::classify(block, &self.first, &self.second, self.with_sets) }
+            } else if SIMD == Simd::Avx2 as u8 {
+                // SAFETY: the caller's.
                 unsafe { avx2::classify(block, &self.first, &self.second, self.with_sets) }
             } else {
                 // SAFETY: SSE2 is part of the x86_64 baseline.
@@ -222,25 +276,23 @@ simd_classify!(
     u16
 );
 
-/// The AVX2 classifier: two table lookups per nibble give each byte a set
-/// of class bits, from which every mask is one or two operations away.
+/// Class tables for the AVX2 and AVX-512 classifiers: two table lookups
+/// per nibble give each byte a set of class bits, from which every mask is
+/// one or two operations away.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::{BLOCK, ByteSet, Masks};
-    use core::arch::x86_64::*;
-
+mod nibble {
     // Classes of the first table. Each is a product of a set of high and a
     // set of low nibbles, which is what the two lookups can express.
-    const DIGIT: u8 = 1;
+    pub const DIGIT: u8 = 1;
     const ALPHA_UPPER_A: u8 = 2; // A-O and a-o
     const ALPHA_UPPER_P: u8 = 4; // P-Z and p-z
     const PUNCT: u8 = 8; // + - . /
     const UNDERSCORE: u8 = 16;
-    const SEP: u8 = 32; // space and -
-    const BACKSLASH: u8 = 64;
-    const PERCENT: u8 = 128;
-    const ALNUM: u8 = DIGIT | ALPHA_UPPER_A | ALPHA_UPPER_P;
-    const TOKEN: u8 = ALNUM | PUNCT | UNDERSCORE;
+    pub const SEP: u8 = 32; // space and -
+    pub const BACKSLASH: u8 = 64;
+    pub const PERCENT: u8 = 128;
+    pub const ALNUM: u8 = DIGIT | ALPHA_UPPER_A | ALPHA_UPPER_P;
+    pub const TOKEN: u8 = ALNUM | PUNCT | UNDERSCORE;
     /// (class, high nibbles, low nibbles)
     const FIRST: &[(u8, &[u8], &[u8])] = &[
         (DIGIT, &[3], &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
@@ -276,10 +328,19 @@ mod avx2 {
         (hi, lo)
     }
 
-    const FIRST_TABLES: ([u8; 16], [u8; 16]) = tables(FIRST);
-    const SPECIAL_TABLES: ([u8; 16], [u8; 16]) = tables(SPECIAL);
+    /// (high nibble table, low nibble table)
+    pub const FIRST_TABLES: ([u8; 16], [u8; 16]) = tables(FIRST);
+    pub const SPECIAL_TABLES: ([u8; 16], [u8; 16]) = tables(SPECIAL);
     /// For a high nibble below 8, the bit `ByteSet::lo` keeps it at.
-    const BIT_OF_HIGH: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0];
+    pub const BIT_OF_HIGH: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 0, 0, 0, 0, 0, 0, 0, 0];
+}
+
+/// The AVX2 classifier: a block is two 32-byte halves.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::nibble::*;
+    use super::{BLOCK, ByteSet, Masks};
+    use core::arch::x86_64::*;
 
     #[inline(always)]
     unsafe fn table(t: &[u8; 16]) -> __m256i {
@@ -336,6 +397,63 @@ mod avx2 {
             }
         }
         m
+    }
+}
+
+/// The AVX-512BW classifier: the block is one register, and each mask is
+/// one test instruction.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::nibble::*;
+    use super::{BLOCK, ByteSet, Masks};
+    use core::arch::x86_64::*;
+
+    #[inline(always)]
+    unsafe fn table(t: &[u8; 16]) -> __m512i {
+        unsafe { _mm512_broadcast_i32x4(_mm_loadu_si128(t.as_ptr() as *const __m128i)) }
+    }
+
+    /// Bytes whose class bits in `c` meet `class`.
+    #[inline(always)]
+    unsafe fn any(c: __m512i, class: u8) -> u64 {
+        unsafe { _mm512_test_epi8_mask(c, _mm512_set1_epi8(class as i8)) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512bw")]
+    pub(super) unsafe fn classify(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet, with_sets: bool) -> Masks {
+        unsafe {
+            let v = _mm512_loadu_si512(block.as_ptr() as *const _);
+            let nibble = _mm512_set1_epi8(0x0f);
+            let lo = _mm512_and_si512(v, nibble);
+            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), nibble);
+            let lookup = |t: &([u8; 16], [u8; 16])| {
+                _mm512_and_si512(_mm512_shuffle_epi8(table(&t.1), lo), _mm512_shuffle_epi8(table(&t.0), hi))
+            };
+            let c = lookup(&FIRST_TABLES);
+            let mut m = Masks {
+                digit: any(c, DIGIT),
+                alnum: any(c, ALNUM),
+                token: any(c, TOKEN),
+                sep: any(c, SEP),
+                backslash: any(c, BACKSLASH),
+                percent: any(c, PERCENT),
+                special: any(lookup(&SPECIAL_TABLES), 0xff),
+                first: 0,
+                second: 0,
+            };
+            if with_sets {
+                let bit = _mm512_shuffle_epi8(table(&BIT_OF_HIGH), hi);
+                let high = _mm512_movepi8_mask(v);
+                let member = |set: &ByteSet| {
+                    _mm512_test_epi8_mask(_mm512_shuffle_epi8(table(&set.lo), lo), bit)
+                        | if set.high { high } else { 0 }
+                };
+                m.first = member(first);
+                m.second = member(second);
+            }
+            m
+        }
     }
 }
 
@@ -397,8 +515,9 @@ impl Runs {
 }
 
 /// Walks a haystack block by block, giving each block's masks together
-/// with its neighbours' (needed to see runs and starts across block edges).
-pub(crate) struct BlockWalker<'h> {
+/// with its neighbours' (needed to see runs and starts across block edges),
+/// classified with the instructions of `SIMD` (see [`Classifier::classify_as`]).
+pub(crate) struct BlockWalker<'h, const SIMD: u8> {
     classifier: Classifier,
     haystack: &'h [u8],
     prev: Masks,
@@ -409,8 +528,11 @@ pub(crate) struct BlockWalker<'h> {
     started: bool,
 }
 
-impl<'h> BlockWalker<'h> {
-    pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h> {
+impl<'h, const SIMD: u8> BlockWalker<'h, SIMD> {
+    /// # Panics
+    /// If the CPU lacks the instructions of `SIMD`.
+    pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h, SIMD> {
+        assert!(SIMD <= classifier.simd() as u8, "the CPU lacks the instructions asked for");
         let mut w = BlockWalker {
             classifier,
             haystack,
@@ -427,7 +549,8 @@ impl<'h> BlockWalker<'h> {
     #[inline(always)]
     fn load(&self, at: usize) -> Masks {
         match self.haystack.get(at..at + BLOCK) {
-            Some(b) => self.classifier.classify(b.try_into().expect("a block is 64 bytes")),
+            // SAFETY: `new` checked that the CPU has them.
+            Some(b) => unsafe { self.classifier.classify_as::<SIMD>(b.try_into().expect("a block is 64 bytes")) },
             None => self.load_tail(at),
         }
     }
@@ -511,12 +634,10 @@ mod tests {
             first.iter().for_each(|&x| a.insert(x));
             second.iter().for_each(|&x| b.insert(x));
             let scalar = classify_scalar(&block, &a, &b);
-            prop_assert_eq!(Classifier::with_sets(a, b).classify(&block), scalar);
-            #[cfg(target_arch = "x86_64")]
-            {
-                let mut m = unsafe { sse2::classify(&block) };
-                (m.first, m.second) = sets_scalar(&block, &a, &b);
-                prop_assert_eq!(m, scalar);
+            for simd in [Simd::Baseline, Simd::Avx2, Simd::Avx512] {
+                if simd <= Simd::detect() {
+                    prop_assert_eq!(Classifier::using(simd, a, b).classify(&block), scalar, "{:?}", simd);
+                }
             }
             for (i, &x) in block.iter().enumerate() {
                 prop_assert_eq!(scalar.first >> i & 1 == 1, first.contains(&x) || (x >= 0x80 && first.iter().any(|&f| f >= 0x80)));
@@ -537,7 +658,7 @@ mod tests {
     #[test]
     fn walker_covers_tail() {
         let text = vec![b'7'; 130];
-        let mut w = BlockWalker::new(Classifier::new(), &text);
+        let mut w = BlockWalker::<{ Simd::Baseline as u8 }>::new(Classifier::new(), &text);
         let mut digits = 0;
         while w.advance() {
             digits += w.cur().digit.count_ones();

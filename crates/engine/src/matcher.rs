@@ -23,7 +23,7 @@
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
-use crate::classify::{BLOCK, BlockWalker, ByteSet, Classifier, Runs, from_ahead, from_behind, wide};
+use crate::classify::{BLOCK, BlockWalker, ByteSet, Classifier, Runs, Simd, from_ahead, from_behind, wide};
 use crate::normalize;
 
 /// A byte range of the haystack in which one rule's regex must run.
@@ -299,23 +299,32 @@ impl Prefilter {
     /// Returns false when `check_visible` is set and the text needs projecting.
     fn scan_blocks(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if self.classifier.has_avx2() {
-            // SAFETY: the classifier found AVX2 at run time.
-            return unsafe { self.scan_blocks_avx2(h, check_visible, out) };
+        match self.classifier.simd() {
+            // SAFETY: the classifier found these features at run time.
+            Simd::Avx512 => return unsafe { self.scan_blocks_avx512(h, check_visible, out) },
+            Simd::Avx2 => return unsafe { self.scan_blocks_avx2(h, check_visible, out) },
+            Simd::Baseline => {}
         }
-        self.scan_blocks_with(h, check_visible, out)
+        self.scan_blocks_with::<{ Simd::Baseline as u8 }>(h, check_visible, out)
     }
 
     /// The walk compiled for AVX2, so that the classifier inlines into it.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
     unsafe fn scan_blocks_avx2(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
-        self.scan_blocks_with(h, check_visible, out)
+        self.scan_blocks_with::<{ Simd::Avx2 as u8 }>(h, check_visible, out)
+    }
+
+    /// The walk compiled for AVX-512BW.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512bw,avx2,bmi1,bmi2,lzcnt,popcnt")]
+    unsafe fn scan_blocks_avx512(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        self.scan_blocks_with::<{ Simd::Avx512 as u8 }>(h, check_visible, out)
     }
 
     #[inline(always)]
-    fn scan_blocks_with(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
-        let mut w = BlockWalker::new(self.classifier, h);
+    fn scan_blocks_with<const SIMD: u8>(&self, h: &[u8], check_visible: bool, out: &mut Vec<Window>) -> bool {
+        let mut w = BlockWalker::<SIMD>::new(self.classifier, h);
         // Length of the token run reaching the end of the previous block.
         let mut run = 0usize;
         while w.advance() {
@@ -1023,6 +1032,40 @@ mod tests {
             shifted.extend_from_slice(&text);
             proptest::prop_assert_eq!(index.filter(&shifted, 0, 1 << 5), 1 << 5);
             proptest::prop_assert!(named(&index, &shifted, 5).contains(&(id as u32)));
+        }
+    }
+
+    proptest::proptest! {
+        /// The walk gives the same windows whichever instructions classify.
+        #[test]
+        fn walks_agree_across_simd(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "ghp_", "sk-", "AKIA", "1//", "4111 1111 1111 1111", "13812345678", " ", "\n", "\\n",
+                    "%3D", "=", "x", "0123456789abcdef", "\x1b[31m", "\u{200b}", "é", "\t",
+                ]),
+                0..200,
+            ),
+        ) {
+            let text = parts.concat();
+            let mut m = Prefilter::new(&[
+                triggers(&["ghp_", "AKIA"], &[], None),
+                triggers(&["sk-"], &["secret"], Some(11)),
+                triggers(&["1//"], &[], None),
+                triggers(&[], &[], Some(13)),
+            ]);
+            let mut walk = |simd: Simd| {
+                m.classifier = m.classifier.limited_to(simd);
+                let mut out = Vec::new();
+                let done = m.scan_blocks(text.as_bytes(), true, &mut out);
+                (done, out)
+            };
+            let baseline = walk(Simd::Baseline);
+            for simd in [Simd::Avx2, Simd::Avx512] {
+                if simd <= Simd::detect() {
+                    proptest::prop_assert_eq!(&walk(simd), &baseline, "{:?}", simd);
+                }
+            }
         }
     }
 
