@@ -122,44 +122,46 @@ impl Classifier {
     /// Classifies one block.
     #[inline(always)]
     pub fn classify(&self, block: &[u8; BLOCK]) -> Masks {
+        let mut m = Masks::default();
         // SAFETY: `self.simd` was detected at run time.
         unsafe {
             match self.simd {
-                Simd::Avx512 => self.classify_as::<{ Simd::Avx512 as u8 }>(block),
-                Simd::Avx2 => self.classify_as::<{ Simd::Avx2 as u8 }>(block),
-                Simd::Baseline => self.classify_as::<{ Simd::Baseline as u8 }>(block),
+                Simd::Avx512 => self.classify_into::<{ Simd::Avx512 as u8 }>(block, &mut m),
+                Simd::Avx2 => self.classify_into::<{ Simd::Avx2 as u8 }>(block, &mut m),
+                Simd::Baseline => self.classify_into::<{ Simd::Baseline as u8 }>(block, &mut m),
             }
         }
+        m
     }
 
     /// Classifies one block with the instructions of `SIMD` (a [`Simd`] as
-    /// `u8`). A walk fixes them once, so that each block's masks go
-    /// straight to where they are used instead of through a copy.
+    /// `u8`) into `out`. A walk fixes them once and has each mask stored
+    /// where it is used: masks assembled elsewhere and then copied as one
+    /// struct stall on store forwarding.
     ///
     /// # Safety
     /// The CPU has them: `SIMD <= self.simd() as u8`.
     #[inline(always)]
-    pub unsafe fn classify_as<const SIMD: u8>(&self, block: &[u8; BLOCK]) -> Masks {
+    pub unsafe fn classify_into<const SIMD: u8>(&self, block: &[u8; BLOCK], out: &mut Masks) {
         #[cfg(target_arch = "x86_64")]
         {
             if SIMD == Simd::Avx512 as u8 {
                 // SAFETY: the caller's.
-                unsafe { avx512::classify(block, &self.first, &self.second, self.with_sets) }
+                unsafe { avx512::classify(block, &self.first, &self.second, self.with_sets, out) }
             } else if SIMD == Simd::Avx2 as u8 {
                 // SAFETY: the caller's.
-                unsafe { avx2::classify(block, &self.first, &self.second, self.with_sets) }
+                *out = unsafe { avx2::classify(block, &self.first, &self.second, self.with_sets) };
             } else {
                 // SAFETY: SSE2 is part of the x86_64 baseline.
-                let mut m = unsafe { sse2::classify(block) };
+                *out = unsafe { sse2::classify(block) };
                 if self.with_sets {
-                    (m.first, m.second) = sets_scalar(block, &self.first, &self.second);
+                    (out.first, out.second) = sets_scalar(block, &self.first, &self.second);
                 }
-                m
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            classify_scalar(block, &self.first, &self.second)
+            *out = classify_scalar(block, &self.first, &self.second);
         }
     }
 }
@@ -421,7 +423,13 @@ mod avx512 {
 
     #[inline]
     #[target_feature(enable = "avx512bw")]
-    pub(super) unsafe fn classify(block: &[u8; BLOCK], first: &ByteSet, second: &ByteSet, with_sets: bool) -> Masks {
+    pub(super) unsafe fn classify(
+        block: &[u8; BLOCK],
+        first: &ByteSet,
+        second: &ByteSet,
+        with_sets: bool,
+        out: &mut Masks,
+    ) {
         unsafe {
             let v = _mm512_loadu_si512(block.as_ptr() as *const _);
             let nibble = _mm512_set1_epi8(0x0f);
@@ -431,28 +439,25 @@ mod avx512 {
                 _mm512_and_si512(_mm512_shuffle_epi8(table(&t.1), lo), _mm512_shuffle_epi8(table(&t.0), hi))
             };
             let c = lookup(&FIRST_TABLES);
-            let mut m = Masks {
-                digit: any(c, DIGIT),
-                alnum: any(c, ALNUM),
-                token: any(c, TOKEN),
-                sep: any(c, SEP),
-                backslash: any(c, BACKSLASH),
-                percent: any(c, PERCENT),
-                special: any(lookup(&SPECIAL_TABLES), 0xff),
-                first: 0,
-                second: 0,
-            };
-            if with_sets {
+            // Field by field, so that each mask goes straight to `out`.
+            out.digit = any(c, DIGIT);
+            out.alnum = any(c, ALNUM);
+            out.token = any(c, TOKEN);
+            out.sep = any(c, SEP);
+            out.backslash = any(c, BACKSLASH);
+            out.percent = any(c, PERCENT);
+            out.special = any(lookup(&SPECIAL_TABLES), 0xff);
+            (out.first, out.second) = if with_sets {
                 let bit = _mm512_shuffle_epi8(table(&BIT_OF_HIGH), hi);
                 let high = _mm512_movepi8_mask(v);
                 let member = |set: &ByteSet| {
                     _mm512_test_epi8_mask(_mm512_shuffle_epi8(table(&set.lo), lo), bit)
                         | if set.high { high } else { 0 }
                 };
-                m.first = member(first);
-                m.second = member(second);
-            }
-            m
+                (member(first), member(second))
+            } else {
+                (0, 0)
+            };
         }
     }
 }
@@ -516,13 +521,16 @@ impl Runs {
 
 /// Walks a haystack block by block, giving each block's masks together
 /// with its neighbours' (needed to see runs and starts across block edges),
-/// classified with the instructions of `SIMD` (see [`Classifier::classify_as`]).
+/// classified with the instructions of `SIMD` (see [`Classifier::classify_into`]).
 pub(crate) struct BlockWalker<'h, const SIMD: u8> {
     classifier: Classifier,
     haystack: &'h [u8],
-    prev: Masks,
-    cur: Masks,
-    next: Masks,
+    /// The previous, current and next blocks' masks, in rotating slots.
+    /// Moving on overwrites one slot: copying masks just stored field by
+    /// field, as whole structs, would stall on store forwarding.
+    ring: [Masks; 3],
+    /// Slot of the current block; the next block's is the one after it.
+    cur: usize,
     /// Offset of the current block in the haystack.
     pub at: usize,
     started: bool,
@@ -533,38 +541,33 @@ impl<'h, const SIMD: u8> BlockWalker<'h, SIMD> {
     /// If the CPU lacks the instructions of `SIMD`.
     pub fn new(classifier: Classifier, haystack: &'h [u8]) -> BlockWalker<'h, SIMD> {
         assert!(SIMD <= classifier.simd() as u8, "the CPU lacks the instructions asked for");
-        let mut w = BlockWalker {
-            classifier,
-            haystack,
-            prev: Masks::default(),
-            cur: Masks::default(),
-            next: Masks::default(),
-            at: 0,
-            started: false,
-        };
-        w.next = w.load(0);
+        let mut w = BlockWalker { classifier, haystack, ring: [Masks::default(); 3], cur: 0, at: 0, started: false };
+        Self::load(&w.classifier, w.haystack, 0, &mut w.ring[1]);
         w
     }
 
+    /// Classifies the block at `at` into `out`. Not a method, so that `out`
+    /// can be one of the walker's own slots.
     #[inline(always)]
-    fn load(&self, at: usize) -> Masks {
-        match self.haystack.get(at..at + BLOCK) {
+    fn load(classifier: &Classifier, haystack: &[u8], at: usize, out: &mut Masks) {
+        match haystack.get(at..at + BLOCK) {
             // SAFETY: `new` checked that the CPU has them.
-            Some(b) => unsafe { self.classifier.classify_as::<SIMD>(b.try_into().expect("a block is 64 bytes")) },
-            None => self.load_tail(at),
+            Some(b) => unsafe { classifier.classify_into::<SIMD>(b.try_into().expect("a block is 64 bytes"), out) },
+            None => *out = Self::load_tail(classifier, haystack.get(at..).unwrap_or_default()),
         }
     }
 
     /// The last, partial block: zero padding classifies as "nothing", which ends every run.
     #[cold]
-    fn load_tail(&self, at: usize) -> Masks {
-        if at >= self.haystack.len() {
-            return Masks::default();
-        }
+    fn load_tail(classifier: &Classifier, tail: &[u8]) -> Masks {
         let mut pad = [0u8; BLOCK];
-        let tail = &self.haystack[at..];
         pad[..tail.len()].copy_from_slice(tail);
-        self.classifier.classify(&pad)
+        classifier.classify(&pad)
+    }
+
+    #[inline(always)]
+    fn after(slot: usize) -> usize {
+        if slot == 2 { 0 } else { slot + 1 }
     }
 
     /// Moves to the next block; false at the end of the haystack.
@@ -577,25 +580,26 @@ impl<'h, const SIMD: u8> BlockWalker<'h, SIMD> {
         if self.at >= self.haystack.len() {
             return false;
         }
-        self.prev = self.cur;
-        self.cur = self.next;
-        self.next = self.load(self.at + BLOCK);
+        self.cur = Self::after(self.cur);
+        // The slot after the new current one held the block before the old current one.
+        let next = Self::after(self.cur);
+        Self::load(&self.classifier, self.haystack, self.at + BLOCK, &mut self.ring[next]);
         true
     }
 
     #[inline]
     pub fn prev(&self) -> &Masks {
-        &self.prev
+        &self.ring[Self::after(Self::after(self.cur))]
     }
 
     #[inline]
     pub fn cur(&self) -> &Masks {
-        &self.cur
+        &self.ring[self.cur]
     }
 
     #[inline]
     pub fn next(&self) -> &Masks {
-        &self.next
+        &self.ring[Self::after(self.cur)]
     }
 }
 

@@ -20,6 +20,8 @@
 //! The output is a list of [`Window`]s: byte ranges in which a rule's regex
 //! must be evaluated. Nothing here decides what is a secret.
 
+use std::sync::OnceLock;
+
 use aho_corasick::automaton::Automaton;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Anchored, MatchKind, StartKind, dfa::DFA, packed};
 
@@ -99,9 +101,12 @@ const LONG_RUN: usize = 1024;
 pub(crate) struct Prefilter {
     classifier: Classifier,
     reach: Vec<Reach>,
-    /// Every prefix, whichever way it is found, anchored and case-insensitive:
-    /// answers [`Prefilter::starts_with_prefix`].
-    armed: Option<DFA>,
+    /// Every prefix, whichever way it is found.
+    armed_prefixes: Vec<Vec<u8>>,
+    /// An anchored, case-insensitive automaton of `armed_prefixes` that
+    /// answers [`Prefilter::starts_with_prefix`]. Only terminals ask, so
+    /// it is built on first use: it would be a fifth of a filter's start-up.
+    armed: OnceLock<Option<DFA>>,
     prefixes: Option<PrefixIndex>,
     keywords: Option<KeywordIndex>,
     digits: Option<DigitIndex>,
@@ -229,18 +234,11 @@ impl Prefilter {
         }
         let prefixes = PrefixIndex::new(prefix_lits, min_token);
         let (first, second) = prefixes.as_ref().map_or_else(Default::default, PrefixIndex::byte_sets);
-        let armed = (!armed.is_empty()).then(|| {
-            DFA::builder()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Anchored)
-                .build(&armed)
-                .expect("a DFA over a few hundred short literals always builds")
-        });
         Prefilter {
             classifier: Classifier::with_sets(first, second),
             reach,
-            armed,
+            armed_prefixes: armed,
+            armed: OnceLock::new(),
             prefixes,
             keywords: KeywordIndex::new(keyword_lits),
             digits: (!digits.is_empty())
@@ -262,7 +260,17 @@ impl Prefilter {
 
     /// Whether `token` begins with a known secret prefix (case aside).
     pub fn starts_with_prefix(&self, token: &[u8]) -> bool {
-        let Some(dfa) = &self.armed else {
+        let armed = self.armed.get_or_init(|| {
+            (!self.armed_prefixes.is_empty()).then(|| {
+                DFA::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .start_kind(StartKind::Anchored)
+                    .build(&self.armed_prefixes)
+                    .expect("a DFA over a few hundred short literals always builds")
+            })
+        });
+        let Some(dfa) = armed else {
             return false;
         };
         let Ok(mut sid) = dfa.start_state(Anchored::Yes) else {
