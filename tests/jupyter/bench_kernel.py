@@ -34,6 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tokens  # noqa: E402
 from conftest import EXTENSION, PLAIN, Kernels  # noqa: E402
 
 # One MB-ish block of tensor-like text, built in the kernel; printed N times.
@@ -85,10 +86,17 @@ def run_cell(k, code):
 
 def kernel_set(kernels, line, compare):
     """The kernels compared: without the extension, with it, and with it
-    under the ``--compare`` Python."""
+    under the ``--compare`` Python. Each with the extension must mask (a
+    benchmark of an extension that is not there would pass), the plain one
+    must not."""
     ks = {name: kernels.get(line, layer) for name, layer in (("plain", PLAIN), ("leakguard", EXTENSION))}
     if compare:
         ks["compare"] = kernels.get(line, EXTENSION, tag="compare", options={"python": compare})
+    secret = tokens.aws_secret_access_key()
+    for name, k in ks.items():
+        shown = k.execute(f"print({secret.text!r})").stream()
+        masked = secret.parts[0] not in shown
+        assert masked == (name != "plain"), f"{name} kernel: the extension is {'' if masked else 'not '}masking"
     return ks
 
 
