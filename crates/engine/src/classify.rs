@@ -560,6 +560,9 @@ impl<'h, const SIMD: u8> BlockWalker<'h, SIMD> {
     /// The last, partial block: zero padding classifies as "nothing", which ends every run.
     #[cold]
     fn load_tail(classifier: &Classifier, tail: &[u8]) -> Masks {
+        if tail.is_empty() {
+            return Masks::default(); // past the end: nothing, whatever the byte sets hold
+        }
         let mut pad = [0u8; BLOCK];
         pad[..tail.len()].copy_from_slice(tail);
         classifier.classify(&pad)
